@@ -1,0 +1,353 @@
+"""The ``falconet`` command line."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .config import Config
+from .detection import Detection
+from .errors import FalconetError
+from .priority import Priority
+
+PRIORITY_NAMES = [p.name.lower() for p in Priority] + ["info"]
+
+
+def bundled_rules_dir() -> Path:
+    """falconet's own rule files, shipped in the package."""
+    return Path(str(resources.files("falconet.rules") / "library"))
+
+
+def bundled_scenario_dir(name: str = "intrusion") -> Path:
+    """A recorded scenario shipped in the package."""
+    return Path(str(resources.files("falconet.scenarios") / name))
+
+
+def _err(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _load_engine(rules: Sequence[str], config: Config, *, quiet_warnings: bool = False):
+    from falconet.rules.engine import Engine, EngineConfig
+
+    engine = Engine(
+        EngineConfig(
+            rule_matching=config["rules.matching"],
+            min_priority=config.min_priority,
+            suggested_output=config["output.suggested_fields"],
+            time_iso8601=config["output.time_iso8601"],
+        )
+    )
+    result = engine.load(list(rules))
+    for msg in result.messages:
+        if msg.is_error or not quiet_warnings:
+            _err(msg.format())
+    if not result.ok:
+        _err(f"falconet: rules failed to load ({result.summary()})")
+        sys.exit(1)
+    return engine, result
+
+
+def _config(ctx: click.Context, **overrides: Any) -> Config:
+    try:
+        return Config.load(ctx.obj.get("config_path"), overrides=overrides)
+    except FalconetError as exc:
+        _err(f"falconet: {exc}")
+        sys.exit(2)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="falconet")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="FALCONET_CONFIG",
+    help="YAML configuration file (settings: docs/configuration.md).",
+)
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None) -> None:
+    """falconet: Falco-compatible runtime detection for syscalls, CloudTrail and
+    Kubernetes audit events.
+
+    Start with `falconet demo`, check rule files with `falconet rules validate`, and
+    evaluate recorded events with `falconet run`.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["config_path"] = config_path
+    # a closed stdout (e.g. piping into `head`) ends the run quietly
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+
+
+@main.command()
+@click.option(
+    "--rules",
+    "-r",
+    "rules",
+    multiple=True,
+    required=True,
+    metavar="PATH",
+    help="Rules file or directory (all *.yaml in name order); repeat to load several, in order.",
+)
+@click.option(
+    "--input",
+    "-i",
+    "inputs",
+    multiple=True,
+    required=True,
+    metavar="PATH",
+    help="Events file: JSON lines, CloudTrail log (.json/.json.gz), Kubernetes audit log; "
+    "'-' for stdin. Repeatable.",
+)
+@click.option(
+    "--rule-matching",
+    type=click.Choice(["first", "all"]),
+    default=None,
+    help="first: only the first matching rule fires per event (Falco's default); all: every one.",
+)
+@click.option(
+    "--min-priority",
+    type=click.Choice(PRIORITY_NAMES, case_sensitive=False),
+    default=None,
+    help="Skip rules less severe than this.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "text", "table"]),
+    default="json",
+    show_default=True,
+    help="json: Falco JSON alerts, one per line; text: Falco's alert lines; table: a summary table.",
+)
+@click.option("--cluster", default=None, help="Cluster name for Kubernetes audit events read here.")
+@click.option("--quiet-warnings", is_flag=True, help="Do not print rule load warnings.")
+@click.pass_context
+def run(
+    ctx: click.Context,
+    rules: tuple[str, ...],
+    inputs: tuple[str, ...],
+    rule_matching: str | None,
+    min_priority: str | None,
+    fmt: str,
+    cluster: str | None,
+    quiet_warnings: bool,
+) -> None:
+    """Evaluate recorded events against rule files, offline.
+
+    Detections go to stdout (one Falco JSON alert per line by default); problems and a
+    one-line summary go to stderr. A malformed record is reported with its file and line
+    and skipped. Exit status: 0 on success, 1 if the rules fail to load or an input
+    cannot be read.
+    """
+    from .inputs import RecordDecoder
+    from .run import run_files
+
+    config = _config(
+        ctx,
+        **{
+            "rules.matching": rule_matching,
+            "rules.min_priority": min_priority,
+            "input.cluster": cluster,
+        },
+    )
+    engine, _ = _load_engine(rules, config, quiet_warnings=quiet_warnings)
+    collected: list[Detection] = []
+    out = sys.stdout.buffer
+
+    def emit(d: Detection) -> None:
+        if fmt == "json":
+            out.write(d.to_json() + b"\n")
+        elif fmt == "text":
+            out.write(d.output.encode("utf-8", "replace") + b"\n")
+        else:
+            collected.append(d)
+
+    status = 0
+    stats = None
+    try:
+        stats = run_files(
+            engine,
+            inputs,
+            emit,
+            _err,
+            RecordDecoder(cluster=config["input.cluster"]),
+            config["input.max_record_bytes"],
+        )
+    except FalconetError as exc:
+        _err(f"falconet: {exc}")
+        status = 1
+    out.flush()
+    if fmt == "table":
+        print_table(collected)
+    if stats is not None:
+        _err(f"falconet run: {stats.summary()}")
+    sys.exit(status)
+
+
+def print_table(detections: Sequence[Detection]) -> None:
+    """A readable table of detections (used by `run --format table` and the demo)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from falconet import timefmt
+
+    colors = {
+        Priority.EMERGENCY: "bold red",
+        Priority.ALERT: "bold red",
+        Priority.CRITICAL: "red",
+        Priority.ERROR: "red",
+        Priority.WARNING: "yellow",
+        Priority.NOTICE: "cyan",
+        Priority.INFORMATIONAL: "green",
+        Priority.DEBUG: "dim",
+    }
+    table = Table(title=f"{len(detections)} detections", show_lines=False, expand=True)
+    table.add_column("time (UTC)", no_wrap=True)
+    table.add_column("priority", no_wrap=True)
+    table.add_column("source", no_wrap=True)
+    table.add_column("rule")
+    table.add_column("details", ratio=2)
+    for d in detections:
+        details = d.output.split(f"{d.priority.title} ", 1)[-1]
+        table.add_row(
+            timefmt.iso8601_z(d.ts)[11:23],
+            f"[{colors[d.priority]}]{d.priority.title}[/]",
+            d.source,
+            d.rule,
+            details,
+        )
+    Console(soft_wrap=False).print(table)
+
+
+@main.group()
+def rules() -> None:
+    """Check and inspect rule files."""
+
+
+@rules.command("validate")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+def rules_validate(paths: tuple[str, ...], as_json: bool) -> None:
+    """Load rule files in the order given (as Falco's -r) and report counts, warnings and
+    errors with file:line:column. Exit status 1 on any error."""
+    from falconet.rules.engine import Engine
+
+    engine = Engine()
+    result = engine.load(list(paths))
+    if as_json:
+        import orjson
+
+        click.echo(
+            orjson.dumps(
+                {
+                    "ok": result.ok,
+                    "files": [
+                        {"path": f.path, "rules": f.rules, "macros": f.macros, "lists": f.lists}
+                        for f in result.files
+                    ],
+                    "messages": [m.to_json_obj() for m in result.messages],
+                },
+                option=orjson.OPT_INDENT_2,
+            ).decode()
+        )
+    else:
+        for f in result.files:
+            click.echo(f"{f.path}: {f.rules} rules, {f.macros} macros, {f.lists} lists")
+        for m in result.messages:
+            click.echo(m.format())
+        click.echo(("OK: " if result.ok else "FAILED: ") + result.summary())
+    sys.exit(0 if result.ok else 1)
+
+
+@rules.command("list")
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--source", default=None, help="Only rules of this source.")
+def rules_list(paths: tuple[str, ...], source: str | None) -> None:
+    """List the rules of rule files (default: falconet's bundled rules) in match order."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from falconet.rules.engine import Engine
+
+    engine = Engine()
+    result = engine.load(list(paths) or [str(bundled_rules_dir())])
+    for m in result.errors:
+        _err(m.format())
+    if not result.ok:
+        sys.exit(1)
+    table = Table(expand=True)
+    for col in ("rule", "source", "priority", "enabled", "tags"):
+        table.add_column(col)
+    shown = 0
+    for r in engine.rules:
+        if source and r.source != source:
+            continue
+        shown += 1
+        table.add_row(r.name, r.source, r.priority.title, "yes" if r.enabled else "no", ", ".join(r.tags))
+    table.title = f"{shown} rules"
+    Console().print(table)
+
+
+@main.command()
+@click.option("--source", default="syscall", show_default=True, help="Event source.")
+def fields(source: str) -> None:
+    """List the fields rule conditions and outputs may use for a source."""
+    from falconet.rules.fields import KNOWN_SOURCES, registry_for
+
+    reg = registry_for(source)
+    if reg is None:
+        _err(f"falconet: unknown source {source!r} (known: {', '.join(KNOWN_SOURCES)})")
+        sys.exit(2)
+    for f in sorted(reg, key=lambda f: f.name):
+        extra = []
+        if f.is_list:
+            extra.append("list")
+        if f.arg.value != "none":
+            extra.append(f"arg {f.arg.value}")
+        if f.deprecated:
+            extra.append("deprecated")
+        tail = f" [{', '.join(extra)}]" if extra else ""
+        click.echo(f"{f.name:<40} {f.type.value:<8} {f.desc}{tail}")
+
+
+@main.command()
+@click.option("--rule-matching", type=click.Choice(["first", "all"]), default="all", show_default=True)
+@click.pass_context
+def demo(ctx: click.Context, rule_matching: str) -> None:
+    """Run falconet's rules over the bundled intrusion scenario and show the detections.
+
+    The scenario (shell in a container, credential read, outbound connection, CloudTrail
+    StopLogging/CreateAccessKey, privileged pod) ships with the package; see
+    falconet/scenarios/intrusion/README.md.
+    """
+    from .inputs import RecordDecoder
+    from .run import run_files
+
+    config = _config(ctx, **{"rules.matching": rule_matching})
+    scenario = bundled_scenario_dir()
+    inputs = sorted(str(p) for p in scenario.iterdir() if p.suffix in (".jsonl", ".json", ".gz"))
+    rules_dir = bundled_rules_dir()
+    click.echo(f"rules:  {rules_dir}")
+    for p in inputs:
+        click.echo(f"events: {p}")
+    engine, _ = _load_engine([str(rules_dir)], config)
+    found: list[Detection] = []
+    stats = run_files(engine, inputs, found.append, _err, RecordDecoder(host="demo-collector", cluster="demo"))
+    found.sort(key=lambda d: d.ts)
+    print_table(found)
+    click.echo(f"falconet demo: {stats.summary()}")
+    if stats.input_errors or stats.eval_errors or not found:
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(prog_name=os.path.basename(sys.argv[0]))

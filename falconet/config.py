@@ -1,0 +1,170 @@
+"""Configuration: one YAML file, every key overridable by a ``FALCONET_*`` variable.
+
+Precedence, lowest first: built-in defaults, the YAML file (``--config`` or
+``FALCONET_CONFIG``), environment variables, command-line options. Every setting is
+declared once in :data:`SETTINGS`; ``docs/configuration.md`` shows the same table
+(a test keeps the two in step).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+from .priority import Priority
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    key: str  # dotted YAML path
+    default: Any
+    kind: type
+    doc: str
+
+    @property
+    def env(self) -> str:
+        return "FALCONET_" + self.key.upper().replace(".", "_")
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "rules.matching",
+        "first",
+        str,
+        "`first`: only the first matching rule fires per event (Falco's default); "
+        "`all`: every matching rule fires.",
+    ),
+    Setting(
+        "rules.min_priority",
+        "debug",
+        str,
+        "Rules less severe than this are not evaluated (emergency … debug).",
+    ),
+    Setting(
+        "output.suggested_fields",
+        True,
+        bool,
+        "Append the container fields Falco suggests (`container_id=…`, `k8s_ns_name=…`) "
+        "to every syscall alert text.",
+    ),
+    Setting(
+        "output.time_iso8601",
+        False,
+        bool,
+        "Start alert text with the ISO 8601 UTC time instead of the local clock.",
+    ),
+    Setting(
+        "input.max_record_bytes",
+        16 * 1024 * 1024,
+        int,
+        "Largest input record (a line, or a whole JSON document) read; larger ones are "
+        "reported and skipped.",
+    ),
+    Setting(
+        "input.cluster",
+        "",
+        str,
+        "Cluster name stored in the envelope of Kubernetes audit events read from files.",
+    ),
+)
+
+_BY_KEY = {s.key: s for s in SETTINGS}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _convert(setting: Setting, value: Any, origin: str) -> Any:
+    if setting.kind is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise ConfigError(f"{origin}: {setting.key} must be true or false, not {value!r}")
+    if setting.kind is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{origin}: {setting.key} must be an integer")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{origin}: {setting.key} must be an integer, not {value!r}") from None
+    if not isinstance(value, (str, int, float)):
+        raise ConfigError(f"{origin}: {setting.key} must be a string")
+    return str(value)
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Resolved settings, by dotted key."""
+
+    values: Mapping[str, Any]
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    @property
+    def min_priority(self) -> Priority:
+        try:
+            return Priority.parse(self.values["rules.min_priority"])
+        except ValueError as exc:
+            raise ConfigError(f"rules.min_priority: {exc}") from None
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path | None = None,
+        env: Mapping[str, str] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> Config:
+        env = os.environ if env is None else env
+        values = {s.key: s.default for s in SETTINGS}
+        path = path or env.get("FALCONET_CONFIG") or None
+        if path:
+            try:
+                text = Path(path).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+            try:
+                data = yaml.safe_load(text) or {}
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+            if not isinstance(data, Mapping):
+                raise ConfigError(f"config file {path} must hold a mapping of settings")
+            for key, value in _flatten(data).items():
+                setting = _BY_KEY.get(key)
+                if setting is None:
+                    raise ConfigError(
+                        f"config file {path}: unknown setting '{key}' "
+                        f"(known: {', '.join(sorted(_BY_KEY))})"
+                    )
+                values[key] = _convert(setting, value, str(path))
+        for setting in SETTINGS:
+            if setting.env in env:
+                values[setting.key] = _convert(setting, env[setting.env], setting.env)
+        for key, value in (overrides or {}).items():
+            if value is not None:
+                values[key] = _convert(_BY_KEY[key], value, "command line")
+        cfg = cls(values)
+        cfg.min_priority  # validate now, not at first use
+        if values["rules.matching"] not in ("first", "all"):
+            raise ConfigError("rules.matching must be 'first' or 'all'")
+        return cfg

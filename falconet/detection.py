@@ -1,0 +1,86 @@
+"""The detection record: Falco's JSON alert plus falconet's own fields.
+
+Any tool that reads Falco's JSON alerts (``time``, ``rule``, ``priority``, ``output``,
+``output_fields``, ``source``, ``tags``, ``hostname``) reads ours; falconet adds a stable
+``id`` (a hash of the rule and the event id, so a replayed or redelivered event gives the
+same id), the ``event_id``, and the event's ``enrichment`` when there is any.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from .priority import Priority
+
+
+def detection_id(rule: str, event_id: str) -> str:
+    """Stable id of the detection of ``rule`` on event ``event_id`` (32 hex chars)."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(rule.encode("utf-8", "surrogatepass"))
+    h.update(b"\0")
+    h.update(event_id.encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """One rule match on one event."""
+
+    time: str
+    rule: str
+    priority: Priority
+    output: str
+    output_fields: dict[str, Any]
+    source: str
+    tags: tuple[str, ...]
+    hostname: str
+    id: str
+    event_id: str
+    ts: int
+    enrichment: dict[str, Any] = field(default_factory=dict)
+
+    def to_json_obj(self) -> dict[str, Any]:
+        obj: dict[str, Any] = {
+            "time": self.time,
+            "rule": self.rule,
+            "priority": self.priority.title,
+            "output": self.output,
+            "output_fields": self.output_fields,
+            "source": self.source,
+            "tags": list(self.tags),
+            "hostname": self.hostname,
+            "id": self.id,
+            "event_id": self.event_id,
+        }
+        if self.enrichment:
+            obj["enrichment"] = self.enrichment
+        return obj
+
+    def to_json(self) -> bytes:
+        """One JSON line (no newline). Invalid UTF-8 from events becomes U+FFFD."""
+        obj = self.to_json_obj()
+        try:
+            return orjson.dumps(obj)
+        except TypeError:
+            return orjson.dumps(_sanitize(obj))
+
+
+def _sanitize(value: Any) -> Any:
+    if isinstance(value, str):
+        try:  # bytes kept by surrogateescape become U+FFFD, as Falco's JSON encoder does
+            return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_sanitize(k): _sanitize(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_sanitize(v) for v in value]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 1 << 64:
+        return str(value)
+    return value

@@ -1,0 +1,1 @@
+"""Bundled recorded scenarios (package data)."""
