@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .errors import FalconetError
@@ -152,6 +152,7 @@ class BoundField:
     render: Extractor | None = None
     text: Callable[[Any], str] | None = None
     no_rhs: bool = False
+    ops: frozenset[str] | None = None
 
     @property
     def output_extract(self) -> Extractor:
@@ -181,6 +182,8 @@ class FieldDef:
         no_rhs: the field cannot appear inside ``val()`` (libsinsp's EPF_NO_RHS).
         no_transformer: transformers cannot be applied to it.
         deprecated: loading a rule that uses it gives a warning.
+        ops: when set, the only operators the field accepts (libsinsp restricts some
+            filter-only fields, e.g. ``fd.ip`` takes ``= != in exists``).
     """
 
     name: str
@@ -195,6 +198,7 @@ class FieldDef:
     no_rhs: bool = False
     no_transformer: bool = False
     deprecated: bool = False
+    ops: frozenset[str] | None = None
 
     def bind(self, arg: str | None) -> BoundField:
         """Resolve the argument and build the extractor, or raise :class:`FieldArgError`."""
@@ -213,6 +217,8 @@ class FieldDef:
         except ValueError as exc:
             raise FieldArgError(f"field '{shown}': {exc}") from None
         if isinstance(made, BoundField):
+            if self.ops is not None and made.ops is None:
+                return replace(made, ops=self.ops)
             return made
         compare = self.compare if arg is None else CompareMode.PLAIN
         if self.compare is CompareMode.EITHER:
@@ -224,6 +230,7 @@ class FieldDef:
             is_list=self.is_list,
             compare=compare,
             no_rhs=self.no_rhs,
+            ops=self.ops,
         )
 
 

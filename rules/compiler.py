@@ -312,6 +312,12 @@ class CheckCompiler:
         err = check_comparable(base_op, bf.type, bf.is_list)
         if err is not None:
             raise self._error(f"filter error: {err}", node.pos)
+        if bf.ops is not None and node.op.partition(" ")[0] not in bf.ops:
+            raise self._error(
+                f"filter error: {bf.name} only supports the operators "
+                + ", ".join(sorted(bf.ops)),
+                node.pos,
+            )
         fname = self._name("f", bf.extract) if isinstance(node.left, A.Transformer) else None
         if fname is None:
             fname = self._fname(node.left)  # type: ignore[arg-type]

@@ -40,7 +40,7 @@ from .compiler import CheckCompiler, CompileError
 from .evttypes import EvttypeError, event_types
 from .expand import build_exceptions, resolve_list
 from .fields import KNOWN_SOURCES, plugin_versions, registry_for
-from .fields.syscall import EVENT_TYPES
+from .fields.syscall import EVENT_TYPES, SUGGESTED_OUTPUT_FIELDS
 from .macros import resolve as resolve_macros
 from .output import OutputError, OutputFormat
 from .parser import ConditionSyntaxError, parse_condition, parse_field_expr
@@ -52,16 +52,6 @@ RULE_MATCHING = ("first", "all")
 #: type (their ``evt.type`` checks folded away); others share one function.
 _SPECIALIZE_MAX_TYPES = 16
 
-#: The container plugin's suggested output fields, appended to every syscall rule output
-#: by Falco's default ``append_output: [{suggested_output: true}]``.
-SUGGESTED_SYSCALL_FIELDS = (
-    "container.id",
-    "container.name",
-    "container.image.repository",
-    "container.image.tag",
-    "k8s.pod.name",
-    "k8s.ns.name",
-)
 
 _DEPRECATED_FIELDS = ("evt.dir", "evt.latency", "evt.latency.s", "evt.latency.ns", "evt.latency.human")
 _UNSAFE_NA_PREFIXES = ("ka.", "jevt.")
@@ -306,7 +296,7 @@ class _Compilation:
 
         output = info.output
         if info.source == "syscall" and self.engine.config.suggested_output:
-            for f in SUGGESTED_SYSCALL_FIELDS:
+            for f in SUGGESTED_OUTPUT_FIELDS:
                 output += f" {f.replace('.', '_')}=%{f}"
         if "%container.info" in output:
             self.warn(

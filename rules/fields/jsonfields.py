@@ -140,25 +140,6 @@ def go_atoi(s: str) -> int | None:
 _ATOI = re.compile(r"[+-]?[0-9]+")
 
 
-def fj_get(value: Any, key: str, index: int | None) -> Any:
-    """fastjson ``Value.Get(key)`` on one level; ``index`` is ``go_atoi(key)``, precomputed."""
-    t = type(value)
-    if t is dict:
-        return value.get(key, MISSING)
-    if t is list:
-        if index is None or index < 0 or index >= len(value):
-            return MISSING
-        return value[index]
-    return MISSING
-
-
-def value_text(value: Any, dumps: Callable[[Any], str]) -> str:
-    """A JSON value as plugins return it: strings unquoted, anything else as JSON text."""
-    if type(value) is str:
-        return cstr(value)
-    return dumps(value)
-
-
 # ---------------------------------------------------------------------------- per source
 
 

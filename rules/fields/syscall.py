@@ -27,6 +27,8 @@ from collections.abc import Callable
 from typing import Any
 
 from falconet import timefmt
+from dataclasses import replace
+
 from falconet.fields import (
     ArgMode,
     BoundField,
@@ -2302,14 +2304,17 @@ _CONTAINER_FIELDS = (
 )  # fmt: skip
 
 #: The syscall source's own fields (the generic evt.* ones are in common.py).
-FIELDS: tuple[FieldDef, ...] = (
-    _EVT_FIELDS
-    + _PROC_FIELDS
-    + _USER_FIELDS
-    + _FD_FIELDS
-    + _FSPATH_FIELDS
-    + _FDLIST_FIELDS
-    + _CONTAINER_FIELDS
+FIELDS: tuple[FieldDef, ...] = tuple(
+    replace(f, ops=ALLOWED_OPS[f.name]) if f.name in ALLOWED_OPS else f
+    for f in (
+        _EVT_FIELDS
+        + _PROC_FIELDS
+        + _USER_FIELDS
+        + _FD_FIELDS
+        + _FSPATH_FIELDS
+        + _FDLIST_FIELDS
+        + _CONTAINER_FIELDS
+    )
 )
 
 #: Fields the container plugin marks as suggested outputs (Falco appends them by default).

@@ -301,3 +301,10 @@ class TestBytes:
         text = "- rule: R\n  desc: d\n  condition: evt.buffer bcontains zz\n  output: o\n  priority: INFO\n"
         _, res = load(text)
         assert "hex strings only" in res.errors[0].message
+
+
+def test_filter_only_fields_restrict_operators() -> None:
+    for cond in ("fd.ip intersects (1.2.3.4)", "evt.around[1000]>1"):
+        text = f"- rule: R\n  desc: d\n  condition: {cond}\n  output: o\n  priority: INFO\n"
+        _, res = load(text)
+        assert "only supports the operators" in res.errors[0].message, cond
