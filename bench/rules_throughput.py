@@ -37,31 +37,29 @@ from falconet.run import run_files  # noqa: E402
 
 BASE_TS = 1_718_000_000_000_000_000
 
-# (name, exepath, args, parent chain) — the processes of a busy Kubernetes node
+# (name, exepath, args, parent chain, runs in a container) — the processes of a busy node
 PROCS = [
-    ("nginx", "/usr/sbin/nginx", ["-g", "daemon off;"], ["containerd-shim", "systemd"]),
-    ("python3", "/usr/bin/python3.11", ["app.py"], ["gunicorn", "containerd-shim", "systemd"]),
-    ("java", "/usr/lib/jvm/bin/java", ["-jar", "svc.jar"], ["containerd-shim", "systemd"]),
-    ("node", "/usr/local/bin/node", ["server.js"], ["npm", "containerd-shim", "systemd"]),
-    ("postgres", "/usr/lib/postgresql/bin/postgres", ["-D", "/data"], ["postgres", "containerd-shim", "systemd"]),
-    ("kubelet", "/usr/bin/kubelet", ["--config=/var/lib/kubelet/config.yaml"], ["systemd"]),
-    ("containerd", "/usr/bin/containerd", [], ["systemd"]),
-    ("sh", "/bin/sh", ["-c", "date"], ["cron", "systemd"]),
-    ("bash", "/bin/bash", [], ["sshd", "sshd", "systemd"]),
-    ("curl", "/usr/bin/curl", ["-s", "http://localhost:8080/health"], ["sh", "containerd-shim", "systemd"]),
-    ("ls", "/bin/ls", ["-la"], ["bash", "sshd", "systemd"]),
-    ("grep", "/bin/grep", ["-r", "error", "/var/log"], ["bash", "sshd", "systemd"]),
-    ("runc", "/usr/bin/runc", ["init"], ["containerd-shim", "systemd"]),
-]
+    ("nginx", "/usr/sbin/nginx", ["-g", "daemon off;"], ["containerd-shim", "systemd"], True),
+    ("python3", "/usr/bin/python3.11", ["app.py"], ["gunicorn", "containerd-shim", "systemd"], True),
+    ("java", "/usr/lib/jvm/bin/java", ["-jar", "svc.jar"], ["containerd-shim", "systemd"], True),
+    ("node", "/usr/local/bin/node", ["server.js"], ["npm", "containerd-shim", "systemd"], True),
+    ("postgres", "/usr/lib/postgresql/bin/postgres", ["-D", "/data"], ["postgres", "containerd-shim", "systemd"], True),
+    ("curl", "/usr/bin/curl", ["-s", "http://localhost:8080/health"], ["sh", "containerd-shim", "systemd"], True),
+    ("kubelet", "/usr/bin/kubelet", ["--config=/var/lib/kubelet/config.yaml"], ["systemd"], False),
+    ("containerd", "/usr/bin/containerd", [], ["systemd"], False),
+    ("sh", "/bin/sh", ["-c", "date"], ["cron", "systemd"], False),
+    ("ls", "/bin/ls", ["-la"], ["bash", "sshd", "systemd"], False),
+    ("grep", "/bin/grep", ["-r", "error", "/var/log"], ["bash", "sshd", "systemd"], False),
+    ("runc", "/usr/bin/runc", ["init"], ["containerd-shim", "systemd"], False),
+]  # fmt: skip
 FILES_READ = [
     "/etc/hosts", "/etc/resolv.conf", "/etc/passwd", "/etc/nsswitch.conf", "/usr/lib/x86_64-linux-gnu/libc.so.6",
     "/proc/self/stat", "/proc/meminfo", "/sys/fs/cgroup/cpu.max", "/app/config.yaml", "/var/lib/data/seg-0001",
-    "/usr/share/zoneinfo/UTC", "/etc/ssl/certs/ca-certificates.crt", "/etc/shadow", "/root/.ssh/id_rsa",
+    "/usr/share/zoneinfo/UTC", "/etc/ssl/certs/ca-certificates.crt", "/usr/lib/python3.11/os.py",
 ]  # fmt: skip
-FILES_WRITE = ["/tmp/upload-1", "/var/log/app.log", "/var/lib/data/wal-0001", "/dev/null", "/run/app.pid", "/etc/app.conf"]
-REMOTES = [("10.0.3.7", 5432), ("10.96.0.1", 443), ("93.184.216.34", 443), ("10.0.0.10", 53), ("172.17.0.3", 6379), ("8.8.8.8", 53)]
+FILES_WRITE = ["/tmp/upload-1", "/var/log/app.log", "/var/lib/data/wal-0001", "/dev/null", "/run/app.pid"]
+REMOTES = [("10.0.3.7", 5432), ("10.0.0.10", 53), ("172.17.0.3", 6379), ("10.0.5.12", 8080), ("10.0.9.1", 443)]
 CONTAINERS = [
-    ("host", None),
     ("3ad7b26ded6d", ("web", "docker.io/library/nginx", "1.25", "shop", "web-7d9f")),
     ("9c1e0f2a7b33", ("api", "registry.example.com/api", "2.3.1", "shop", "api-5f6c")),
     ("5b8d2e4c1a90", ("db", "docker.io/library/postgres", "16", "data", "db-0")),
@@ -71,6 +69,9 @@ MIX = [
     ("socket", 5), ("accept4", 4), ("dup2", 3), ("procexit", 4), ("symlinkat", 1), ("ptrace", 1),
     ("init_module", 1),
 ]  # fmt: skip
+#: Share of events that are suspicious (a sensitive file read, a shell in a container,
+#: a socket redirected onto stdin, a connection to the Kubernetes API from a pod...).
+ATTACK_RATE = 0.003
 
 
 def syscall_events(n: int, seed: int = 7) -> list[bytes]:
@@ -79,31 +80,38 @@ def syscall_events(n: int, seed: int = 7) -> list[bytes]:
     out: list[bytes] = []
     for i in range(n):
         kind = rnd.choice(kinds)
-        name, exepath, args, chain = rnd.choice(PROCS)
-        cid, meta = rnd.choice(CONTAINERS)
+        attack = rnd.random() < ATTACK_RATE
+        name, exepath, args, chain, contained = rnd.choice(PROCS)
+        if attack and kind == "execve":
+            name, exepath, args, chain, contained = ("bash", "/bin/bash", [], ["runc", "containerd-shim", "systemd"], True)
+        cid, meta = rnd.choice(CONTAINERS) if contained else ("host", None)
         pid = 1000 + rnd.randrange(5000)
+        interactive = name in ("bash", "ls", "grep")
         proc = {
             "pid": pid, "tid": pid, "vpid": pid if cid == "host" else 1 + pid % 50, "ppid": pid - 1,
             "sid": pid - 3, "vpgid": pid, "name": name, "exe": exepath.rsplit("/", 1)[1], "exepath": exepath,
-            "args": args, "cwd": "/app" if cid != "host" else "/root", "tty": 34816 if name in ("bash", "ls", "grep") else 0,
-            "start_ts": BASE_TS - 10_000_000_000, "cap_effective": 0 if cid != "host" else 0x1FFFFFFFFFF,
+            "args": args, "cwd": "/app" if contained else "/root", "tty": 34816 if interactive else 0,
+            "start_ts": BASE_TS - 10_000_000_000, "cap_effective": 0 if contained else 0x1FFFFFFFFFF,
         }  # fmt: skip
         ancestors = [{"pid": pid - 1 - j, "name": p, "exe": p, "exepath": f"/usr/bin/{p}", "args": []} for j, p in enumerate(chain)]
+        root = name in ("bash", "ls", "grep", "kubelet", "containerd", "runc")
         ev: dict = {
             "args": {}, "res": 0, "proc": proc, "ancestors": ancestors,
-            "user": {"uid": 0 if name in ("bash", "kubelet", "containerd", "runc") else 1000,
-                     "name": "root" if name in ("bash", "kubelet", "containerd", "runc") else "app", "loginuid": -1},
+            "user": {"uid": 0 if root else 1000, "name": "root" if root else "app", "loginuid": -1},
             "group": {"gid": 0, "name": "root"}, "container": {"id": cid},
         }  # fmt: skip
         if kind == "openat":
             write = rnd.random() < 0.25
-            path = rnd.choice(FILES_WRITE if write else FILES_READ)
-            flags = "O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC" if write else "O_RDONLY|O_CLOEXEC"
+            if attack:
+                path, write = rnd.choice(["/etc/shadow", "/root/.ssh/id_rsa", "/etc/sudoers"]), False
+            else:
+                path = rnd.choice(FILES_WRITE if write else FILES_READ)
+            flags = "O_WRONLY|O_CREAT|O_APPEND|O_CLOEXEC" if write else "O_RDONLY|O_CLOEXEC"
             ev["args"] = {"fd": 3, "dirfd": -100, "name": path, "flags": flags, "mode": "0644"}
             ev["res"] = 3
             ev["fd"] = {"num": 3, "type": "file", "name": path}
         elif kind in ("connect", "sendto", "accept4"):
-            ip, port = rnd.choice(REMOTES)
+            ip, port = ("10.96.0.1", 443) if attack else rnd.choice(REMOTES)
             udp = port == 53
             fd = {"num": 5, "type": "ipv4", "l4proto": "udp" if udp else "tcp", "role": "client",
                   "connected": not udp, "cip": "10.1.2.3", "cport": 40000 + i % 20000, "sip": ip, "sport": port,
@@ -118,11 +126,14 @@ def syscall_events(n: int, seed: int = 7) -> list[bytes]:
         elif kind == "dup2":
             ev["args"] = {"oldfd": 5, "newfd": 1}
             ev["res"] = 1
-            ev["fd"] = {"num": 5, "type": "ipv4", "l4proto": "tcp", "name": "10.1.2.3:1->8.8.8.8:4444"}
+            if attack:
+                ev["fd"] = {"num": 5, "type": "ipv4", "l4proto": "tcp", "name": "10.1.2.3:1->203.0.113.9:4444"}
+            else:
+                ev["fd"] = {"num": 5, "type": "pipe", "name": "pipe:[4026532]"}
         elif kind == "execve":
             ev["args"] = {"filename": exepath}
         elif kind == "symlinkat":
-            ev["args"] = {"target": "/etc/hosts", "linkdirfd": -100, "linkpath": "/tmp/h"}
+            ev["args"] = {"target": "/var/lib/data/current", "linkdirfd": -100, "linkpath": "/tmp/h"}
         elif kind == "ptrace":
             ev["args"] = {"request": "PTRACE_PEEKDATA", "pid": pid + 1}
         elif kind == "close":
@@ -139,17 +150,21 @@ def syscall_events(n: int, seed: int = 7) -> list[bytes]:
     return out
 
 
-CT_NAMES = [
+# what an account's trail mostly holds: reads and routine writes...
+CT_ROUTINE = [
     "GetObject", "PutObject", "AssumeRole", "DescribeInstances", "ListBuckets", "GetCallerIdentity",
-    "ConsoleLogin", "RunInstances", "CreateUser", "PutBucketPolicy", "StopLogging", "UpdateFunctionCode20150331v2",
+    "DescribeSecurityGroups", "GetBucketLocation", "Decrypt", "GenerateDataKey", "ListRoles", "DescribeVolumes",
 ]  # fmt: skip
+# ...and, rarely, the calls the CloudTrail rules look for
+CT_SENSITIVE = ["ConsoleLogin", "RunInstances", "CreateUser", "PutBucketPolicy", "StopLogging", "UpdateFunctionCode20150331v2"]
+CT_SENSITIVE_RATE = 0.02
 
 
 def cloudtrail_records(n: int, seed: int = 11) -> list[bytes]:
     rnd = random.Random(seed)
     out: list[bytes] = []
     for i in range(n):
-        name = rnd.choice(CT_NAMES)
+        name = rnd.choice(CT_SENSITIVE if rnd.random() < CT_SENSITIVE_RATE else CT_ROUTINE)
         ident = rnd.choice(
             [
                 {"type": "IAMUser", "userName": "alice", "arn": "arn:aws:iam::123456789012:user/alice",

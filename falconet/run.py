@@ -49,7 +49,10 @@ def run_files(
     """Evaluate every event of ``paths``; ``report`` receives one line per problem."""
     stats = RunStats()
     decoder = decoder or RecordDecoder()
-    numbers: Counter[str] = Counter()
+    numbers: dict[str, int] = {}
+    per_rule = stats.per_rule
+    process = engine.process
+    events = detections = eval_errors = 0
     start = time.perf_counter()
 
     def problem(p: Problem) -> None:
@@ -58,19 +61,19 @@ def run_files(
 
     for path in paths:
         for ev in read_events(path, decoder, problem, max_record_bytes):
-            stats.events += 1
-            if not ev.num:
-                numbers[ev.source] += 1
-                ev.num = numbers[ev.source]
+            events += 1
+            if not ev.num:  # Falco numbers events from 1 per source stream
+                ev.num = numbers[ev.source] = numbers.get(ev.source, 0) + 1
             try:
-                found = engine.process(ev)
+                found = process(ev)
             except EvaluationError as exc:
-                stats.eval_errors += 1
+                eval_errors += 1
                 report(f"evaluation error on event {ev.id} ({ev.source}/{ev.type}): {exc}")
                 found = exc.detections
             for d in found:
-                stats.detections += 1
-                stats.per_rule[d.rule] += 1
+                detections += 1
+                per_rule[d.rule] += 1
                 emit(d)
+    stats.events, stats.detections, stats.eval_errors = events, detections, eval_errors
     stats.seconds = time.perf_counter() - start
     return stats

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from functools import lru_cache
 
 _NS = 1_000_000_000
 
@@ -12,11 +13,21 @@ def _local_offset(sec: int) -> int:
     return time.localtime(sec).tm_gmtoff
 
 
+@lru_cache(maxsize=1024)
+def _clock_s(sec: int, tz: str) -> str:
+    s = (sec + _local_offset(sec)) % 86400
+    return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+@lru_cache(maxsize=1024)
+def _utc_s(sec: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+
+
 def clock_ns(ts: int) -> str:
     """``HH:MM:SS.nnnnnnnnn`` in local time: ``evt.time`` and the alert prefix."""
     sec, ns = divmod(ts, _NS)
-    s = (sec + _local_offset(sec)) % 86400
-    return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}.{ns:09d}"
+    return f"{_clock_s(sec, time.tzname[0])}.{ns:09d}"
 
 
 def clock_s(ts: int) -> str:
@@ -34,13 +45,13 @@ def datetime_ns(ts: int) -> str:
 def iso8601_offset(ts: int) -> str:
     """``YYYY-MM-DDTHH:MM:SS.nnnnnnnnn+0000`` (UTC): ``evt.time.iso8601``."""
     sec, ns = divmod(ts, _NS)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)) + f".{ns:09d}+0000"
+    return f"{_utc_s(sec)}.{ns:09d}+0000"
 
 
 def iso8601_z(ts: int) -> str:
     """``YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`` (UTC): the ``time`` of a JSON alert."""
     sec, ns = divmod(ts, _NS)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)) + f".{ns:09d}Z"
+    return f"{_utc_s(sec)}.{ns:09d}Z"
 
 
 def parse_rfc3339_ns(text: str) -> int:

@@ -37,7 +37,7 @@ from .values import ValueError_, parse_value
 
 #: Nesting of generated expressions above which a subtree becomes its own function
 #: (CPython's compiler refuses very deep expressions).
-_MAX_INLINE_DEPTH = 40
+_MAX_INLINE_DEPTH = 30
 
 _EVTTYPE_FIELDS = ("evt.type", "syscall.type")
 _EQUALITY_OPS = frozenset({"=", "==", "!=", "in", "intersects", "pmatch"})
@@ -144,6 +144,18 @@ def _shape(op: str, bf: BoundField, rhs: Any) -> str:
     return "scalar"
 
 
+class _Unset:
+    """The "not computed yet" value of a shared local in generated code."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<unset>"
+
+
+_UNSET = _Unset()
+
+
 @dataclass(frozen=True, slots=True)
 class Warning_:
     message: str
@@ -164,7 +176,7 @@ class CheckCompiler:
     ) -> None:
         self.registry = registry
         self.event_types = event_types
-        self.ns: dict[str, Any] = {"__builtins__": {}}
+        self.ns: dict[str, Any] = {"__builtins__": {}, "_U": _UNSET}
         self.ns.update(O.TEMPLATE_GLOBALS)
         self.defs: list[str] = []
         self.warnings: list[Warning_] = []
@@ -283,7 +295,7 @@ class CheckCompiler:
         """The compiled right-hand side ``k`` for a template."""
         if op in ("in", "intersects"):
             if bf.type is FieldType.IPNET:
-                return tuple(values)
+                return O.NetSet(values)
             return frozenset(values)
         if op == "pmatch":
             return O.PathPrefixes.build([str(v) for v in values])
@@ -300,7 +312,7 @@ class CheckCompiler:
             except re.error as exc:
                 raise ValueError(f"invalid regular expression '{v}': {exc}") from None
         if bf.type is FieldType.IPNET:
-            return (v,)
+            return O.NetSet([v])
         return v
 
     def _leaf(self, node: A.UnaryCheck | A.BinaryCheck) -> str:
@@ -321,8 +333,9 @@ class CheckCompiler:
         fname = self._name("f", bf.extract) if isinstance(node.left, A.Transformer) else None
         if fname is None:
             fname = self._fname(node.left)  # type: ignore[arg-type]
+        call = _marker(fname)
         if isinstance(node, A.UnaryCheck):
-            return f"({fname}(ev) is not None)"
+            return f"({call} is not None)"
 
         right = node.right
         if isinstance(right, (A.FieldRef, A.Transformer)):
@@ -348,13 +361,13 @@ class CheckCompiler:
         if bf.compare is not CompareMode.PLAIN:
             pred = O.predicate(template, k)
             every = bf.compare is CompareMode.EITHER and base_op == "!="
-            return f"{self._name('c', _candidates(bf.extract, pred, every))}(ev)"
+            return f"{self._name('c', _candidates(pred, every))}({call})"
         kname = self._name("k", k)
         if template.none_safe:
-            return "(" + _subst(template.expr, f"{fname}(ev)", kname) + ")"
+            return "(" + _subst(template.expr, call, kname) + ")"
         var = f"_v{self._n}"
         body = _subst(template.expr, var, kname)
-        return f"(({var} := {fname}(ev)) is not None and {body})"
+        return f"(({var} := {call}) is not None and {body})"
 
     def _check_event_types(self, node: A.BinaryCheck) -> None:
         if self.event_types is None:
@@ -387,8 +400,8 @@ class CheckCompiler:
             except ValueError as exc:
                 raise self._error(f"filter error: {exc}", right.pos) from None
             preds.append(O.predicate(template, k))
-        check = _modifier_check(bf.extract, tuple(preds), modifier)
-        return f"{self._name('c', check)}(ev)"
+        check = _modifier_check(tuple(preds), modifier)
+        return f"{self._name('c', check)}({_marker(fname)})"
 
     def _rhs_field_leaf(self, node: A.BinaryCheck, bf: BoundField, fname: str, base_op: str) -> str:
         right = node.right
@@ -429,23 +442,34 @@ class CheckCompiler:
         """Compile every leaf of ``expr`` (raising :class:`CompileError` on problems)."""
         self.code(expr, None)
 
-    def code(self, expr: A.Expr, evtype: str | None) -> str | bool:
-        """Python source of ``expr`` (or a constant when folding decides it)."""
-        return self._code(expr, evtype, 0)
+    def code(self, expr: A.Expr, evtype: str | None, shared: Shared | None = None) -> str | bool:
+        """Python source of ``expr`` (or a constant when folding decides it).
 
-    def _code(self, expr: A.Expr, evtype: str | None, depth: int) -> str | bool:
+        With ``shared``, field values and macro results are kept in local variables of
+        the function the code goes into, so rules evaluated together extract each field
+        and evaluate each macro at most once per event.
+        """
+        body = self._code(expr, evtype, 0, shared)
+        if isinstance(body, bool):
+            return body
+        return _resolve_markers(body, shared)
+
+    def _code(
+        self, expr: A.Expr, evtype: str | None, depth: int, shared: Shared | None = None
+    ) -> str | bool:
         if depth > _MAX_INLINE_DEPTH:
-            inner = self._code(expr, evtype, 0)
+            # a deep subtree becomes a function of its own (no shared locals there)
+            inner = self._code(expr, evtype, 0, None)
             if isinstance(inner, bool):
                 return inner
-            fn = f"_s{self._n + 1}"
             self._n += 1
-            self.defs.append(f"def {fn}(ev):\n    return {inner}\n")
+            fn = f"_s{self._n}"
+            self.defs.append(f"def {fn}(ev):\n    return {_resolve_markers(inner, None)}\n")
             return f"{fn}(ev)"
         if isinstance(expr, A.And):
             parts: list[str] = []
             for c in expr.children:
-                s = self._code(c, evtype, depth + 1)
+                s = self._code(c, evtype, depth + 1, shared)
                 if s is False:
                     if evtype is None:
                         continue
@@ -460,7 +484,7 @@ class CheckCompiler:
         if isinstance(expr, A.Or):
             parts = []
             for c in expr.children:
-                s = self._code(c, evtype, depth + 1)
+                s = self._code(c, evtype, depth + 1, shared)
                 if s is True:
                     if evtype is None:
                         continue
@@ -473,7 +497,7 @@ class CheckCompiler:
                 return False
             return parts[0] if len(parts) == 1 else "(" + " or ".join(parts) + ")"
         if isinstance(expr, A.Not):
-            s = self._code(expr.child, evtype, depth + 1)
+            s = self._code(expr.child, evtype, depth + 1, shared)
             if isinstance(s, bool):
                 return not s
             return f"(not {s})"
@@ -481,9 +505,13 @@ class CheckCompiler:
             saved = self._macro
             self._macro = saved or expr.name
             try:
-                return self._code(expr.expr, evtype, depth)
+                inner = self._code(expr.expr, evtype, depth + 1, shared)
             finally:
                 self._macro = saved
+            if shared is None or isinstance(inner, bool) or _is_simple(inner):
+                return inner
+            slot = shared.macro(expr.name)
+            return f"({slot} if {slot} is not _U else ({slot} := {inner}))"
         if isinstance(expr, A.Identifier):
             raise self._error(f"filter error: unexpected identifier '{expr.name}'", expr.pos)
         if isinstance(expr, (A.UnaryCheck, A.BinaryCheck)):
@@ -531,6 +559,37 @@ class CheckCompiler:
         self.defs.append(f"def {name}(ev):\n    return {body}\n")
         return name
 
+    def bucket_function(
+        self, name: str, rules: list[tuple[int, A.Expr | None]], evtype: str | None, first: bool
+    ) -> str:
+        """``def name(ev)`` evaluating several rules in order with shared locals.
+
+        ``rules`` pairs each rule's position with its condition (or ``None`` for a rule
+        whose own function ``_rN_all`` must be called). With ``first`` the function
+        returns the position of the first matching rule or -1; otherwise the list of the
+        positions of every matching rule.
+        """
+        shared = Shared()
+        lines: list[str] = []
+        for pos, expr in rules:
+            if expr is None:
+                body: str | bool = f"_r{pos}_all(ev)"
+            else:
+                body = self.code(expr, evtype, shared)
+            if body is False:
+                continue
+            hit = f"return {pos}" if first else f"_hits.append({pos})"
+            lines.append(f"    if {body}:\n        {hit}")
+        head = [f"def {name}(ev):"]
+        slots = shared.slots()
+        if slots:
+            head.append("    " + " = ".join(slots) + " = _U")
+        if not first:
+            head.append("    _hits = []")
+        tail = "    return -1" if first else "    return _hits"
+        self.defs.append("\n".join(head + lines + [tail]) + "\n")
+        return name
+
     def build(self) -> dict[str, Any]:
         """Compile the accumulated functions; returns the namespace holding them."""
         source = "\n".join(self.defs)
@@ -540,16 +599,65 @@ class CheckCompiler:
         return self.ns
 
 
+class Shared:
+    """Local variables of one generated function: cached field values and macros."""
+
+    __slots__ = ("_fields", "_macros")
+
+    def __init__(self) -> None:
+        self._fields: dict[str, str] = {}
+        self._macros: dict[str, str] = {}
+
+    def field(self, fname: str) -> str:
+        slot = self._fields.get(fname)
+        if slot is None:
+            slot = self._fields[fname] = f"_x{len(self._fields)}"
+        return slot
+
+    def macro(self, name: str) -> str:
+        slot = self._macros.get(name)
+        if slot is None:
+            slot = self._macros[name] = f"_m{len(self._macros)}"
+        return slot
+
+    def slots(self) -> list[str]:
+        return [*self._fields.values(), *self._macros.values()]
+
+
+_MARKER = re.compile("\x01(_f\\d+)\x01")
+
+
+def _marker(fname: str) -> str:
+    """A placeholder for ``fname(ev)`` in leaf code, resolved when the code is placed."""
+    return f"\x01{fname}\x01"
+
+
+def _resolve_markers(code: str, shared: Shared | None) -> str:
+    if shared is None:
+        return _MARKER.sub(lambda m: f"{m.group(1)}(ev)", code)
+
+    def cached(m: re.Match[str]) -> str:
+        slot = shared.field(m.group(1))
+        return f"({slot} if {slot} is not _U else ({slot} := {m.group(1)}(ev)))"
+
+    return _MARKER.sub(cached, code)
+
+
+def _is_simple(code: str) -> bool:
+    """Code cheap enough that caching its result would cost more than computing it."""
+    return code.count("\x01") <= 2 and " and " not in code and " or " not in code
+
+
 def _subst(expr: str, var: str, kname: str) -> str:
     """Put the variable and constant names into an operator template."""
     return re.sub(r"\b[vk]\b", lambda m: var if m.group(0) == "v" else kname, expr)
 
 
-def _candidates(extract: Callable[[Any], Any], pred: Callable[[Any], bool], every: bool):
+def _candidates(pred: Callable[[Any], bool], every: bool):
+    """A check over the candidate values of an ANY/EITHER field (``None``: missing)."""
     if every:
 
-        def check_all(ev: Any) -> bool:
-            vals = extract(ev)
+        def check_all(vals: Any) -> bool:
             if not vals:
                 return False
             for x in vals:
@@ -559,8 +667,7 @@ def _candidates(extract: Callable[[Any], Any], pred: Callable[[Any], bool], ever
 
         return check_all
 
-    def check_any(ev: Any) -> bool:
-        vals = extract(ev)
+    def check_any(vals: Any) -> bool:
         if not vals:
             return False
         for x in vals:
@@ -571,9 +678,10 @@ def _candidates(extract: Callable[[Any], Any], pred: Callable[[Any], bool], ever
     return check_any
 
 
-def _modifier_check(extract, preds: tuple, modifier: str):
-    def check(ev: Any) -> bool:
-        v = extract(ev)
+def _modifier_check(preds: tuple, modifier: str):
+    """``op oneof/anyof/allof (...)`` over one extracted value (``None``: missing)."""
+
+    def check(v: Any) -> bool:
         if v is None:
             return False
         n = sum(1 for p in preds if p(v))

@@ -120,10 +120,25 @@ class CompiledRule:
 
 
 @dataclass(frozen=True, slots=True)
+class _Bucket:
+    """The rules one event type is evaluated against.
+
+    ``fn(ev)`` evaluates them all in one generated function (fields and macros computed
+    once); it returns the position of the first match (or -1) under ``first`` matching,
+    the list of positions under ``all``. ``checks`` are the same rules one function each,
+    used to isolate a rule that raises on malformed event data.
+    """
+
+    fn: Any
+    checks: tuple[tuple[CompiledRule, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class _Ruleset:
     source: str
-    buckets: dict[str, tuple[tuple[CompiledRule, Any], ...]]
-    default: tuple[tuple[CompiledRule, Any], ...]
+    rules: tuple[CompiledRule, ...]
+    buckets: dict[str, _Bucket]
+    default: _Bucket | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -573,43 +588,50 @@ class Engine:
         for rule, _info in comp.rules:
             if rule.enabled and rule.priority <= self.config.min_priority:
                 active.setdefault(rule.source, []).append(rule)
+        first = self.config.rule_matching == "first"
         rulesets: dict[str, _Ruleset] = {}
         for source, rules in active.items():
             cc = comp.compiler(source)
-            plan: list[tuple[CompiledRule, list[tuple[str | None, str]]]] = []
+            # per event type: (position, condition or None for "call _rN_all") in order
+            plan: dict[str | None, list[tuple[int, A.Expr | None]]] = {}
+            checks: dict[str | None, list[tuple[int, str]]] = {}
             for i, rule in enumerate(rules):
-                entries: list[tuple[str | None, str]] = []
                 types = rule.event_types
                 if types is not None and len(types) <= _SPECIALIZE_MAX_TYPES:
                     for t in sorted(types):
                         body = cc.code(rule.condition, t)
                         if body is False:
                             continue
-                        entries.append((t, cc.function(f"_r{i}_{len(entries)}", body)))
-                elif types is None or types:
-                    body = cc.code(rule.condition, None)
-                    if body is not False:
-                        entries.append((None, cc.function(f"_r{i}_all", body)))
-                plan.append((rule, entries))
+                        checks.setdefault(t, []).append((i, cc.function(f"_r{i}_{t}", body)))
+                        plan.setdefault(t, []).append((i, rule.condition))
+                    continue
+                if types is not None and not types:
+                    continue  # can never match (e.g. the never_true idiom)
+                body = cc.code(rule.condition, None)
+                if body is False:
+                    continue
+                fname = cc.function(f"_r{i}_all", body)
+                targets: list[str | None] = []
+                if types is None:
+                    targets.append(None)  # plugin sources: one bucket for everything
+                else:
+                    targets.extend(sorted(types))
+                    if types >= EVENT_TYPES:
+                        targets.append(None)  # also types outside the known universe
+                for t in targets:
+                    checks.setdefault(t, []).append((i, fname))
+                    plan.setdefault(t, []).append((i, None))
+            names: dict[str | None, str] = {}
+            for n, (t, entries) in enumerate(plan.items()):
+                entries.sort(key=lambda e: e[0])
+                names[t] = cc.bucket_function(f"_b{n}", entries, t, first)
             ns = cc.build()
-            buckets: dict[str, list[tuple[CompiledRule, Any]]] = {}
-            default: list[tuple[CompiledRule, Any]] = []
-            for rule, entries in plan:
-                for t, fname in entries:
-                    fn = ns[fname]
-                    if t is not None:
-                        buckets.setdefault(t, []).append((rule, fn))
-                    elif rule.event_types is None:
-                        default.append((rule, fn))
-                    else:
-                        for et in rule.event_types:
-                            buckets.setdefault(et, []).append((rule, fn))
-                        if rule.event_types >= EVENT_TYPES:
-                            default.append((rule, fn))
-            # `plan` is in definition order, so every bucket is too
-            rulesets[source] = _Ruleset(
-                source, {t: tuple(b) for t, b in buckets.items()}, tuple(default)
-            )
+            buckets: dict[str | None, _Bucket] = {}
+            for t, fname in names.items():
+                ordered = sorted(checks[t], key=lambda e: e[0])
+                buckets[t] = _Bucket(ns[fname], tuple((rules[i], ns[f]) for i, f in ordered))
+            default = buckets.pop(None, None)
+            rulesets[source] = _Ruleset(source, tuple(rules), buckets, default)  # type: ignore[arg-type]
         return _State(
             rules=tuple(r for r, _ in comp.rules),
             rulesets=rulesets,
@@ -636,7 +658,7 @@ class Engine:
     def event_types(self) -> frozenset[str]:
         """The syscall event types the active rules can match (what a sensor must capture)."""
         rs = self._state.rulesets.get("syscall")
-        return frozenset(rs.buckets) if rs else frozenset()
+        return frozenset(t for t in rs.buckets if t is not None) if rs else frozenset()
 
     # -- evaluation -------------------------------------------------------------------------------
     def process(self, ev: Event) -> list[Detection]:
@@ -649,14 +671,23 @@ class Engine:
         if rs is None:
             return []
         bucket = rs.buckets.get(ev.type, rs.default)
+        if bucket is None:
+            return []
+        try:
+            hit = bucket.fn(ev)
+        except Exception:  # malformed event data inside an extractor: find which rule
+            return self._process_isolated(bucket, ev)
+        if self._first:
+            return [] if hit < 0 else [self._detection(rs.rules[hit], ev)]
+        return [self._detection(rs.rules[i], ev) for i in hit]
+
+    def _process_isolated(self, bucket: _Bucket, ev: Event) -> list[Detection]:
         out: list[Detection] = []
-        failures: list[tuple[str, str]] | None = None
-        for rule, fn in bucket:
+        failures: list[tuple[str, str]] = []
+        for rule, fn in bucket.checks:
             try:
                 hit = fn(ev)
-            except Exception as exc:  # malformed event data inside an extractor
-                if failures is None:
-                    failures = []
+            except Exception as exc:
                 failures.append((rule.name, f"{type(exc).__name__}: {exc}"))
                 continue
             if hit:

@@ -64,38 +64,70 @@ class _Token:
 
 
 class OutputFormat:
-    """A compiled output format; :meth:`render` gives the text and the JSON fields."""
+    """A compiled output format; :meth:`render` gives the text and the JSON fields.
 
-    __slots__ = ("format", "_tokens", "_fields")
+    Each distinct field is extracted once per rendering; the text and ``output_fields``
+    are built from the same values.
+    """
+
+    __slots__ = ("format", "_extract", "_text", "_parts", "_json")
 
     def __init__(self, fmt: str, bind: Callable[[A.FieldRef | A.Transformer], BoundField]):
         self.format = fmt
-        self._tokens = tuple(_parse(fmt, bind))
-        seen: dict[str, BoundField] = {}
-        for t in self._tokens:
-            if t.field is not None and not t.transformed and t.name not in seen:
-                seen[t.name] = t.field
-        self._fields = tuple(seen.items())
-
-    @property
-    def field_names(self) -> tuple[str, ...]:
-        return tuple(name for name, _ in self._fields)
-
-    def render(self, ev: Any) -> tuple[str, dict[str, Any]]:
-        parts: list[str] = []
-        for t in self._tokens:
+        slots: dict[str, int] = {}
+        extract: list[Callable[[Any], Any]] = []
+        text: list[Callable[[Any], str] | None] = []
+        parts: list[str | tuple[int, int]] = []
+        json_fields: list[tuple[str, int]] = []
+        for t in _parse(fmt, bind):
             if t.literal is not None:
                 parts.append(t.literal)
                 continue
             bf = t.field
             assert bf is not None
-            v = bf.output_extract(ev)
-            s = NA if v is None else (bf.text(v) if bf.text is not None else to_text(v))
-            if t.width:
-                s = s[: t.width].ljust(t.width)
-            parts.append(s)
-        fields = {name: to_json_value(bf.output_extract(ev)) for name, bf in self._fields}
-        return "".join(parts), fields
+            i = slots.get(t.name)
+            if i is None:
+                i = slots[t.name] = len(extract)
+                extract.append(bf.output_extract)
+                text.append(bf.text)
+                if not t.transformed:
+                    json_fields.append((t.name, i))
+            parts.append((i, t.width))
+        self._extract = tuple(extract)
+        self._text = tuple(text)
+        self._parts = tuple(parts)
+        self._json = tuple(json_fields)
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self._json)
+
+    def render(self, ev: Any) -> tuple[str, dict[str, Any]]:
+        values = [ex(ev) for ex in self._extract]
+        texts = self._text
+        out: list[str] = []
+        for p in self._parts:
+            if p.__class__ is str:
+                out.append(p)  # type: ignore[arg-type]
+                continue
+            i, width = p  # type: ignore[misc]
+            v = values[i]
+            if v is None:
+                s = NA
+            elif texts[i] is not None:
+                s = texts[i](v)  # type: ignore[misc]
+            elif v.__class__ is str:
+                s = v
+            else:
+                s = to_text(v)
+            if width:
+                s = s[:width].ljust(width)
+            out.append(s)
+        fields = {}
+        for name, i in self._json:
+            v = values[i]
+            fields[name] = v if v.__class__ is not tuple and v.__class__ is not bytes else to_json_value(v)
+        return "".join(out), fields
 
     def render_text(self, ev: Any) -> str:
         return self.render(ev)[0]

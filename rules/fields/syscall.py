@@ -299,24 +299,29 @@ def _args_text(ev: Ev) -> str | None:
     return " ".join(parts)
 
 
-def _flag_set(ev: Ev) -> frozenset[str]:
-    args = ev.payload.get("args")
-    f = args.get("flags") if args else None
-    return frozenset(f.split("|")) if f.__class__ is str else frozenset()
-
-
 def _ppm_flags(ev: Ev) -> int:
     """The open flags as libsinsp's PPM bits (from ``rawargs.flags`` or the flag names)."""
-    raw = ev.payload.get("rawargs")
+    payload = ev.payload
+    raw = payload.get("rawargs")
     if raw:
         v = raw.get("flags")
         if isinstance(v, int):
             return v
-    bits = 0
-    for name in _flag_set(ev):
-        bits |= _OPEN_FLAG_BITS.get(name, 0)
+    args = payload.get("args")
+    text = args.get("flags") if args else None
+    if text.__class__ is not str:
+        return 0
+    bits = _FLAG_TEXT_BITS.get(text)
+    if bits is None:
+        bits = 0
+        for name in text.split("|"):
+            bits |= _OPEN_FLAG_BITS.get(name, 0)
+        if len(_FLAG_TEXT_BITS) < 4096:  # flag combinations repeat; bound the memo anyway
+            _FLAG_TEXT_BITS[text] = bits
     return bits
 
+
+_FLAG_TEXT_BITS: dict[str, int] = {}
 
 _OPEN_FLAG_BITS = {
     "O_RDONLY": 1, "O_WRONLY": 2, "O_RDWR": 3, "O_CREAT": 1 << 2, "O_TMPFILE": 1 << 13,
