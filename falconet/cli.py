@@ -44,6 +44,7 @@ def _load_engine(rules: Sequence[str], config: Config, *, quiet_warnings: bool =
             min_priority=config.min_priority,
             suggested_output=config["output.suggested_fields"],
             time_iso8601=config["output.time_iso8601"],
+            sources=config.sources,
         )
     )
     result = engine.load(list(rules))

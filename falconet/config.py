@@ -47,6 +47,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Rules less severe than this are not evaluated (emergency … debug).",
     ),
     Setting(
+        "rules.sources",
+        "",
+        str,
+        "Comma-separated event sources whose rules are loaded (like the plugins a Falco "
+        "configuration loads); rules of other sources are skipped with an \"Unknown source\" "
+        "warning. Empty: every source falconet knows.",
+    ),
+    Setting(
         "output.suggested_fields",
         True,
         bool,
@@ -128,6 +136,13 @@ class Config:
         except ValueError as exc:
             raise ConfigError(f"rules.min_priority: {exc}") from None
 
+    @property
+    def sources(self) -> tuple[str, ...] | None:
+        text = str(self.values["rules.sources"]).strip()
+        if not text:
+            return None
+        return tuple(s.strip() for s in text.split(",") if s.strip())
+
     @classmethod
     def load(
         cls,
@@ -164,7 +179,7 @@ class Config:
             if value is not None:
                 values[key] = _convert(_BY_KEY[key], value, "command line")
         cfg = cls(values)
-        cfg.min_priority  # validate now, not at first use
+        _ = cfg.min_priority  # validate now, not at first use
         if values["rules.matching"] not in ("first", "all"):
             raise ConfigError("rules.matching must be 'first' or 'all'")
         return cfg

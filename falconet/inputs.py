@@ -29,7 +29,7 @@ import orjson
 
 from . import timefmt
 from .errors import InputError
-from .event import AWS_CLOUDTRAIL, K8S_AUDIT, SOURCES, SYSCALL, Event
+from .event import AWS_CLOUDTRAIL, K8S_AUDIT, SOURCES, Event
 
 #: Largest record (one line, or one whole document) accepted by default.
 DEFAULT_MAX_RECORD_BYTES = 16 * 1024 * 1024
@@ -292,22 +292,25 @@ def read_events(
     try:
         first = _readline(f, max_record_bytes)
         lineno = 1
-        while first is not None and not first[0].strip():
+        while first is not None and not first[1] and not first[0].strip():
             first = _readline(f, max_record_bytes)
             lineno += 1
         if first is None:
             return
         line, oversized = first
-        if not oversized:
-            try:
-                value = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                value = None
-            if isinstance(value, (dict, list)):
-                # JSON lines (a one-line document is simply a file of one line)
-                yield from _emit(decoder, value, origin, name, lineno, on_problem)
-                yield from _read_lines(f, decoder, origin, name, lineno, on_problem, max_record_bytes)
-                return
+        if oversized:
+            on_problem(Problem(name, lineno, f"record larger than {max_record_bytes} bytes; skipped"))
+            yield from _read_lines(f, decoder, origin, name, lineno, on_problem, max_record_bytes)
+            return
+        try:
+            value = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            value = None
+        if isinstance(value, (dict, list)):
+            # JSON lines (a one-line document is simply a file of one line)
+            yield from _emit(decoder, value, origin, name, lineno, on_problem)
+            yield from _read_lines(f, decoder, origin, name, lineno, on_problem, max_record_bytes)
+            return
         # a multi-line document (or a bad first line: decide after reading everything)
         rest = f.read(max_record_bytes + 1)
         text = line + rest

@@ -18,7 +18,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 _ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
@@ -247,7 +247,7 @@ TEMPLATE_GLOBALS: dict[str, Any] = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def _predicate_factory(expr: str):
     code = f"def _make(k):\n    def _pred(v):\n        return {expr}\n    return _pred\n"
     ns: dict[str, Any] = dict(TEMPLATE_GLOBALS)

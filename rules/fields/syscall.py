@@ -24,11 +24,10 @@ import itertools
 import posixpath
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from falconet import timefmt
-from dataclasses import replace
-
 from falconet.fields import (
     ArgMode,
     BoundField,

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from falconet.rules.fields import registry_for, syscall
 
 from falconet.event import Event
 from falconet.fields import (
@@ -24,6 +23,7 @@ from falconet.fields import (
     FieldType,
     UnknownFieldError,
 )
+from falconet.rules.fields import registry_for, syscall
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "syscall"
 REG = registry_for("syscall")
