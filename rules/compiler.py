@@ -466,36 +466,22 @@ class CheckCompiler:
             fn = f"_s{self._n}"
             self.defs.append(f"def {fn}(ev):\n    return {_resolve_markers(inner, None)}\n")
             return f"{fn}(ev)"
-        if isinstance(expr, A.And):
+        if isinstance(expr, (A.And, A.Or)):
+            # folding: False decides an `and`, True decides an `or`; the other is dropped
+            decisive = isinstance(expr, A.Or)
+            neutral = not decisive
             parts: list[str] = []
             for c in expr.children:
                 s = self._code(c, evtype, depth + 1, shared)
-                if s is False:
-                    if evtype is None:
-                        continue
+                if s is decisive:
                     self._validate_rest(expr.children, c)
-                    return False
-                if s is True:
-                    continue
-                parts.append(s)
+                    return decisive
+                if s is not neutral:
+                    parts.append(s)  # type: ignore[arg-type]
             if not parts:
-                return True
-            return parts[0] if len(parts) == 1 else "(" + " and ".join(parts) + ")"
-        if isinstance(expr, A.Or):
-            parts = []
-            for c in expr.children:
-                s = self._code(c, evtype, depth + 1, shared)
-                if s is True:
-                    if evtype is None:
-                        continue
-                    self._validate_rest(expr.children, c)
-                    return True
-                if s is False:
-                    continue
-                parts.append(s)
-            if not parts:
-                return False
-            return parts[0] if len(parts) == 1 else "(" + " or ".join(parts) + ")"
+                return neutral
+            joiner = " or " if decisive else " and "
+            return parts[0] if len(parts) == 1 else "(" + joiner.join(parts) + ")"
         if isinstance(expr, A.Not):
             s = self._code(expr.child, evtype, depth + 1, shared)
             if isinstance(s, bool):

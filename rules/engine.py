@@ -545,7 +545,7 @@ class Engine:
         return ok
 
     def _check_plugins(self, col: Collector, res: R.LoadResult) -> bool:
-        have = plugin_versions()
+        have = plugin_versions(self.config.sources)
         for req in col.plugin_requirements:
             satisfied = False
             for name, version in req.alternatives:

@@ -7,6 +7,7 @@ plugin-style sources, as Falco's json extractor plugin is compatible with all of
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import cache
 
 from falconet.fields import FieldRegistry
@@ -44,13 +45,19 @@ def registry_for(source: str) -> FieldRegistry | None:
     return reg
 
 
-def plugin_versions() -> dict[str, str]:
+def plugin_versions(sources: Iterable[str] | None = None) -> dict[str, str]:
     """The Falco plugins whose fields falconet provides, with the version it matches.
 
     Rule files declare ``required_plugin_versions``; a requirement is met when the
-    plugin is listed here with a compatible version (same major, not older).
+    plugin is listed here with a compatible version (same major, not older). With
+    ``sources``, only the plugins of those sources count as loaded (the json plugin
+    always does), as in a Falco configuration that loads only some plugins.
     """
-    versions = {"container": syscall.CONTAINER_PLUGIN_VERSION, "json": jsonfields.PLUGIN_VERSION}
-    for module in (cloudtrail, k8saudit, okta, github, gcpaudit):
-        versions.update(module.PLUGIN_VERSIONS)
+    enabled = set(_SOURCES) if sources is None else set(sources)
+    versions = {"json": jsonfields.PLUGIN_VERSION}
+    if "syscall" in enabled:
+        versions["container"] = syscall.CONTAINER_PLUGIN_VERSION
+    for source, module in _SOURCES.items():
+        if source != "syscall" and source in enabled:
+            versions.update(module.PLUGIN_VERSIONS)
     return versions

@@ -24,7 +24,7 @@ from typing import Any
 
 from falconet.fields import ArgMode, FieldDef, FieldType, field, simple
 
-from .jsonfields import MISSING, cstr, dumps_plain, parse_index
+from .jsonfields import MISSING, cstr, dumps_plain, get_path, parse_index, string_or_empty
 
 PLUGIN = "cloudtrail"
 PLUGIN_VERSIONS: dict[str, str] = {"cloudtrail": "0.17.1"}
@@ -36,27 +36,6 @@ Record = dict[str, Any]
 
 
 # ---------------------------------------------------------------------------- lookups
-
-
-def _get(rec: Record, keys: tuple[str, ...]) -> Any:
-    """fastjson ``Get(keys...)`` for key names (arrays never match a non-numeric key)."""
-    v: Any = rec
-    for k in keys:
-        if type(v) is not dict:
-            return MISSING
-        v = v.get(k, MISSING)
-        if v is MISSING:
-            return MISSING
-    return v
-
-
-def _text(v: Any) -> str | None:
-    """``GetStringBytes`` of a found value: the string, or ``""`` for any other type."""
-    if v is MISSING:
-        return None
-    if type(v) is str:
-        return cstr(v)
-    return ""
 
 
 def _top(key: str) -> Callable[[Any], str | None]:
@@ -130,7 +109,7 @@ def _user_of(rec: Record) -> tuple[bool, str]:
     elif utype == "AWSService":
         v = ui.get("invokedBy", MISSING)
     elif utype == "AssumedRole":
-        v = _get(ui, ("sessionContext", "sessionIssuer", "userName"))
+        v = get_path(ui, ("sessionContext", "sessionIssuer", "userName"))
         if v is MISSING:
             return True, "AssumedRole"
         return True, cstr(v) if type(v) is str else ""
@@ -165,15 +144,15 @@ def _original_user(ev: Any) -> str | None:
             if len(parts) == 2:
                 return cstr(parts[1])
         return None
-    return _text(ui.get("userName", MISSING))
+    return string_or_empty(ui.get("userName", MISSING))
 
 
 def _account_id(ev: Any) -> str | None:
     rec = ev.payload
-    v = _get(rec, ("userIdentity", "accountId"))
+    v = get_path(rec, ("userIdentity", "accountId"))
     if v is MISSING:
         v = rec.get("recipientAccountId", MISSING)
-    return _text(v)
+    return string_or_empty(v)
 
 
 def _shortsrc(ev: Any) -> str | None:
@@ -206,7 +185,7 @@ def _s3_uri(ev: Any) -> str | None:
 
 
 def _ec2_name(ev: Any) -> str | None:
-    items = _get(ev.payload, ("requestParameters", "tagSpecificationSet", "items"))
+    items = get_path(ev.payload, ("requestParameters", "tagSpecificationSet", "items"))
     if type(items) is not list:
         return None
     name = ""
@@ -228,7 +207,7 @@ def _image_ids(rec: Record, index: int | None) -> tuple[str, ...] | None:
     """The plugin's ``getImageIds``: instancesSet items first, else scalar request ids."""
     rp = rec.get("requestParameters")
     resp = rec.get("responseElements")
-    items = _get(resp, ("instancesSet", "items")) if type(resp) is dict else MISSING
+    items = get_path(resp, ("instancesSet", "items")) if type(resp) is dict else MISSING
     if items is not MISSING:
         lst = items if type(items) is list else []
         if index is None:
@@ -244,7 +223,7 @@ def _image_ids(rec: Record, index: int | None) -> tuple[str, ...] | None:
         image = item.get("imageId", MISSING) if type(item) is dict else MISSING
         if image is MISSING:
             return None
-        return (_text(image) or "",)
+        return (string_or_empty(image) or "",)
     if index is not None and index != 0:
         return None
     if type(rp) is not dict:
@@ -254,9 +233,9 @@ def _image_ids(rec: Record, index: int | None) -> tuple[str, ...] | None:
         ("DescribeFastLaunchImagesRequest", "ImageId", "content"),
         ("launchSpecification", "imageId"),
     ):
-        v = _get(rp, keys)
+        v = get_path(rp, keys)
         if v is not MISSING:
-            return (_text(v) or "",)
+            return (string_or_empty(v) or "",)
     return None
 
 
@@ -366,7 +345,7 @@ def _info(ev: Any) -> str:
         info = f"{user} via {srcip} {err}{rw} {name}"
 
     if name == "PutBucketPublicAccessBlock":
-        if type(_get(rec, ("requestParameters", "PublicAccessBlockConfiguration"))) is dict:
+        if type(get_path(rec, ("requestParameters", "PublicAccessBlockConfiguration"))) is dict:
             # upstream reads the flags from the record root, not from the configuration
             flags = " ".join(
                 f"{k}={'true' if rec.get(k) is True else 'false'}"

@@ -16,7 +16,7 @@ from typing import Any
 
 from falconet.fields import FieldDef, FieldType, field, simple
 
-from .jsonfields import MISSING, cstr, dumps_plain
+from .jsonfields import MISSING, cstr, dumps_plain, get_path, string_or_empty
 
 PLUGIN = "gcpaudit"
 PLUGIN_VERSIONS: dict[str, str] = {"gcpaudit": "0.8.1"}
@@ -27,31 +27,15 @@ def plugin_info(ev: Any) -> str:
     return cstr(dumps_plain(ev.payload))
 
 
-def _get(v: Any, keys: tuple[str, ...]) -> Any:
-    for k in keys:
-        if type(v) is not dict:
-            return MISSING
-        v = v.get(k, MISSING)
-        if v is MISSING:
-            return MISSING
-    return v
-
-
-def _text(v: Any) -> str | None:
-    if v is MISSING:
-        return None
-    return cstr(v) if type(v) is str else ""
-
-
 def _path(*keys: str) -> Callable[[Any], str | None]:
     def extract(ev: Any) -> str | None:
-        return _text(_get(ev.payload, keys))
+        return string_or_empty(get_path(ev.payload, keys))
 
     return extract
 
 
 def _resource_type(p: Any) -> str:
-    v = _get(p, ("resource", "type"))
+    v = get_path(p, ("resource", "type"))
     return v if type(v) is str else ""
 
 
@@ -61,17 +45,17 @@ def _policy_delta(ev: Any) -> str | None:
         keys = ("protoPayload", "serviceData", "policyDelta", "bindingDeltas")
     else:
         keys = ("protoPayload", "metadata", "datasetChange", "bindingDeltas")
-    return _text(_get(p, keys))
+    return string_or_empty(get_path(p, keys))
 
 
 def _location(ev: Any) -> str | None:
-    labels = _get(ev.payload, ("resource", "labels"))
+    labels = get_path(ev.payload, ("resource", "labels"))
     if type(labels) is not dict:
         return None
     for key in ("location", "region"):
         v = labels.get(key, MISSING)
         if v is not MISSING:
-            return _text(v)
+            return string_or_empty(v)
     zone = labels.get("zone")
     if type(zone) is not str or not zone:
         return None
@@ -85,11 +69,11 @@ def _logging_sink(ev: Any) -> str | None:
     p = ev.payload
     if _resource_type(p) != "logging_sink":
         return None
-    return _text(_get(p, ("resource", "labels", "name")))
+    return string_or_empty(get_path(p, ("resource", "labels", "name")))
 
 
 def _resource_labels(ev: Any) -> str | None:
-    v = _get(ev.payload, ("resource", "labels"))
+    v = get_path(ev.payload, ("resource", "labels"))
     return None if v is MISSING else dumps_plain(v)
 
 

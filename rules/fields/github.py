@@ -23,10 +23,10 @@ from typing import Any
 from falconet.fields import FieldDef, FieldType, field, simple
 
 from .jsonfields import (
-    MISSING,
     JsonFlavor,
     cstr,
     dumps_go_map,
+    get_path,
     go_float_ints,
     pretty_go_map,
     register_flavor,
@@ -48,32 +48,22 @@ def _view(ev: Any) -> Any:
 register_flavor("github", JsonFlavor(_view, dumps_go_map, pretty_go_map))
 
 
-def _get(v: Any, keys: tuple[str, ...]) -> Any:
-    for k in keys:
-        if type(v) is not dict:
-            return MISSING
-        v = v.get(k, MISSING)
-        if v is MISSING:
-            return MISSING
-    return v
-
-
 def _str(v: Any, *keys: str) -> str:
     """fastjson ``GetStringBytes`` turned into a Go string: ``""`` unless a string."""
-    v = _get(v, keys)
+    v = get_path(v, keys)
     return v if type(v) is str else ""
 
 
 def _uint(v: Any, *keys: str) -> int:
     """fastjson ``GetUint64``: 0 unless a non-negative integer that fits 64 bits."""
-    v = _get(v, keys)
+    v = get_path(v, keys)
     if type(v) is float and v.is_integer():
         v = int(v)
     return v if type(v) is int and 0 <= v < _U64 else 0
 
 
 def _array(v: Any, *keys: str) -> list[Any] | None:
-    v = _get(v, keys)
+    v = get_path(v, keys)
     return v if type(v) is list else None
 
 
@@ -86,7 +76,7 @@ def plugin_info(ev: Any) -> str:
         ("repo", ("repository", "html_url")),
         ("action", ("action",)),
     ):
-        v = _get(p, keys)
+        v = get_path(p, keys)
         if type(v) is str:
             line += f" {label}:{v}"
     return cstr(line)
@@ -105,7 +95,7 @@ def _repo_name(ev: Any) -> str:
 
 
 def _repo_public(ev: Any) -> str:
-    return "false" if _get(ev.payload, ("repository", "private")) is True else "true"
+    return "false" if get_path(ev.payload, ("repository", "private")) is True else "true"
 
 
 def _webhook_id(ev: Any) -> str:

@@ -51,6 +51,27 @@ def cstr(s: str) -> str:
     return s
 
 
+def get_path(value: Any, keys: tuple[str, ...]) -> Any:
+    """fastjson's ``Get(keys...)`` along object keys: the value, or :data:`MISSING`
+    (arrays never match a key)."""
+    v = value
+    for k in keys:
+        if type(v) is not dict:
+            return MISSING
+        v = v.get(k, MISSING)
+        if v is MISSING:
+            return MISSING
+    return v
+
+
+def string_or_empty(v: Any) -> str | None:
+    """fastjson's ``GetStringBytes`` of a looked-up value: ``None`` when missing, the
+    string (cut at a NUL) when it is one, ``""`` for any other JSON type."""
+    if v is MISSING:
+        return None
+    return cstr(v) if type(v) is str else ""
+
+
 def dumps_plain(value: Any) -> str:
     """Compact JSON (``{"a":1,"b":[true,null]}``), non-ASCII kept as is."""
     try:

@@ -44,7 +44,7 @@ from typing import Any
 
 from falconet.fields import ArgMode, FieldDef, FieldType, field, simple
 
-from .jsonfields import MISSING, cstr, dumps_go, go_atoi, parse_index
+from .jsonfields import MISSING, cstr, dumps_go, get_path, go_atoi, parse_index
 
 PLUGIN = "k8saudit"
 
@@ -84,17 +84,6 @@ def _text(v: Any) -> str:
     if v is None:
         return "null"
     return dumps_go(v)
-
-
-def _get(v: Any, keys: tuple[str, ...]) -> Any:
-    """fastjson ``Get(keys...)`` along key names."""
-    for k in keys:
-        if type(v) is not dict:
-            return MISSING
-        v = v.get(k, MISSING)
-        if v is MISSING:
-            return MISSING
-    return v
 
 
 def _step(v: Any, key: str) -> Any:
@@ -187,7 +176,7 @@ def _key(*keys: str) -> Extract:
         p = ev.payload
         if "auditID" not in p:
             return None
-        v = _get(p, keys)
+        v = get_path(p, keys)
         return None if v is MISSING else _text(v)
 
     return deep
@@ -200,7 +189,7 @@ def _key_list(*keys: str) -> Extract:
         p = _audit(ev)
         if p is None:
             return None
-        v = _get(p, keys)
+        v = get_path(p, keys)
         if type(v) is not list:
             return None
         return tuple(_text(x) for x in v) or None
@@ -237,7 +226,7 @@ def _target_pod_name(ev: Any) -> str | None:
     sub = ref.get("subresource")
     if type(sub) is str and sub:
         return None
-    v = _get(p, ("responseObject", "metadata", "name"))
+    v = get_path(p, ("responseObject", "metadata", "name"))
     return None if v is MISSING else _text(v)
 
 
@@ -368,7 +357,7 @@ def _container_field(lst: str, sub: str) -> Callable[[str | None], Extract]:
                 p = ev.payload
                 if "auditID" not in p:
                     return None
-                pod_value = _get(p, pod_keys)
+                pod_value = get_path(p, pod_keys)
                 default = "0" if pod_value is MISSING else _text(pod_value)
                 vals = walk(ev)
                 if vals is None:
@@ -506,7 +495,7 @@ def _subject_names(kind: str) -> Extract:
         p = _audit(ev)
         if p is None:
             return None
-        subjects = _get(p, ("requestObject", "subjects"))
+        subjects = get_path(p, ("requestObject", "subjects"))
         if type(subjects) is not list:
             return None
         out = []

@@ -440,3 +440,10 @@ def test_condition_error_shows_caret() -> None:
     err = res.errors[0]
     assert err.position.line == 4
     assert err.detail.splitlines()[1].index("^") == err.detail.splitlines()[0].index("and and") + 4
+
+
+def test_plugin_requirements_follow_the_loaded_sources() -> None:
+    needs_cloudtrail = "- required_plugin_versions:\n  - name: cloudtrail\n    version: 0.10.0\n"
+    assert load(needs_cloudtrail)[1].ok
+    res = load(needs_cloudtrail, sources=("syscall",))[1]
+    assert "must load one of: cloudtrail (>= 0.10.0)" in res.errors[0].message
