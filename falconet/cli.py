@@ -180,7 +180,10 @@ def run(
             inputs,
             emit,
             _err,
-            RecordDecoder(cluster=config["input.cluster"]),
+            RecordDecoder(
+                cluster=config["input.cluster"],
+                k8s_max_event_bytes=config["input.k8s_audit_max_event_bytes"],
+            ),
             config["input.max_record_bytes"],
         )
     except FalconetError as exc:

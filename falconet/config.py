@@ -75,6 +75,13 @@ SETTINGS: tuple[Setting, ...] = (
         "reported and skipped.",
     ),
     Setting(
+        "input.k8s_audit_max_event_bytes",
+        262_144,
+        int,
+        "Kubernetes audit events larger than this (compact JSON) are reported and skipped, "
+        "as the k8saudit plugin's `maxEventSize` does; 0 for no limit.",
+    ),
+    Setting(
         "input.cluster",
         "",
         str,

@@ -183,54 +183,82 @@ def _audit_ts(ev: dict[str, Any]) -> int:
         raise InputError(f"Kubernetes audit event with an invalid stageTimestamp {t!r}") from None
 
 
+#: The k8saudit plugin's default ``maxEventSize``: larger audit events never reach Falco.
+K8S_AUDIT_MAX_EVENT_BYTES = 262_144
+
+
 class RecordDecoder:
     """Turns decoded JSON values into events, whatever the record kind.
 
     ``host`` names the collector for raw CloudTrail/audit records (default: this host),
     ``cluster`` is stored in the envelope of audit events, ``origin`` in CloudTrail ones.
+    ``k8s_max_event_bytes`` is the k8saudit plugin's ``maxEventSize`` (0: no limit).
+
+    Records the Falco plugins would not turn into events are skipped *and reported*:
+    CloudTrail records without ``eventTime`` or ``eventType`` and CloudTrail Insights
+    records (the cloudtrail plugin skips both), audit events without ``stageTimestamp`` or
+    larger than ``k8s_max_event_bytes`` (the k8saudit plugin drops them).
     """
 
-    def __init__(self, host: str | None = None, cluster: str = "") -> None:
+    def __init__(
+        self,
+        host: str | None = None,
+        cluster: str = "",
+        k8s_max_event_bytes: int = K8S_AUDIT_MAX_EVENT_BYTES,
+    ) -> None:
         self.host = _local_host() if host is None else host
         self.cluster = cluster
+        self.k8s_max_event_bytes = k8s_max_event_bytes
 
-    def events(self, value: Any, origin: dict[str, Any]) -> Iterator[Event]:
-        """Every event in one JSON value; raises :class:`InputError` for what is not one."""
+    def events(
+        self, value: Any, origin: dict[str, Any], on_problem: Callable[[str], None]
+    ) -> Iterator[Event]:
+        """Every event in one JSON value; each record that is not one is reported through
+        ``on_problem`` (with its index inside the value) and skipped."""
         if isinstance(value, list):
             for i, item in enumerate(value):
-                try:
-                    yield from self.events(item, origin)
-                except InputError as exc:
-                    raise InputError(f"item {i}: {exc}") from None
+                yield from self.events(item, origin, lambda m, i=i: on_problem(f"item {i}: {m}"))
             return
         if not isinstance(value, dict):
-            raise InputError(f"expected a JSON object, got {type(value).__name__}")
+            on_problem(f"expected a JSON object, got {type(value).__name__}")
+            return
         if "source" in value and "event" in value:
-            yield event_from_envelope(value)
+            yield from _guard(lambda: event_from_envelope(value), on_problem)
         elif isinstance(value.get("Records"), list):
             for i, rec in enumerate(value["Records"]):
-                if not isinstance(rec, dict):
-                    raise InputError(f"Records[{i}] is not a JSON object")
-                yield self.cloudtrail(rec, origin)
+                yield from _guard(
+                    lambda rec=rec: self.cloudtrail(rec, origin),
+                    lambda m, i=i: on_problem(f"Records[{i}]: {m}"),
+                )
         elif value.get("kind") == "EventList" and isinstance(value.get("items"), list):
-            for item in value["items"]:
-                if not isinstance(item, dict):
-                    raise InputError("an EventList item is not a JSON object")
-                yield self.audit(item)
+            for i, item in enumerate(value["items"]):
+                yield from _guard(
+                    lambda item=item: self.audit(item), lambda m, i=i: on_problem(f"items[{i}]: {m}")
+                )
         elif value.get("kind") == "Event" and str(value.get("apiVersion", "")).startswith(
             "audit.k8s.io/"
         ):
-            yield self.audit(value)
+            yield from _guard(lambda: self.audit(value), on_problem)
         elif "eventVersion" in value or ("eventSource" in value and "eventName" in value):
-            yield self.cloudtrail(value, origin)
+            yield from _guard(lambda: self.cloudtrail(value, origin), on_problem)
         else:
-            raise InputError(
+            on_problem(
                 "unrecognized record: not a falconet event, a CloudTrail record or log file, "
                 "or a Kubernetes audit Event/EventList"
             )
 
-    def cloudtrail(self, record: dict[str, Any], origin: dict[str, Any]) -> Event:
+    def cloudtrail(self, record: Any, origin: dict[str, Any]) -> Event:
+        if not isinstance(record, dict):
+            raise InputError("not a JSON object")
         ts = _cloudtrail_ts(record)
+        etype = record.get("eventType")
+        if not isinstance(etype, str):
+            raise InputError("CloudTrail record without 'eventType'")
+        if etype == "AwsCloudTrailInsight":
+            raise InputError(
+                "CloudTrail Insights record: not API activity, which the cloudtrail source "
+                "evaluates (Falco's cloudtrail plugin skips these too)"
+            )
         return Event(
             source=AWS_CLOUDTRAIL,
             type=str(record.get("eventName") or "cloudtrail"),
@@ -241,8 +269,19 @@ class RecordDecoder:
             meta={"received_ts": time.time_ns(), "origin": origin},
         )
 
-    def audit(self, ev: dict[str, Any]) -> Event:
+    def audit(self, ev: Any) -> Event:
+        if not isinstance(ev, dict):
+            raise InputError("not a JSON object")
         ts = _audit_ts(ev)
+        limit = self.k8s_max_event_bytes
+        if limit:
+            size = len(orjson.dumps(ev))
+            if size > limit:
+                raise InputError(
+                    f"Kubernetes audit event of {size} bytes is larger than {limit} bytes "
+                    "(the k8saudit plugin's maxEventSize, input.k8s_audit_max_event_bytes); "
+                    "skipped as Falco skips it"
+                )
         meta: dict[str, Any] = {"cluster": self.cluster} if self.cluster else {}
         return Event(
             source=K8S_AUDIT,
@@ -253,6 +292,15 @@ class RecordDecoder:
             payload=ev,
             meta=meta,
         )
+
+
+def _guard(make: Callable[[], Event], on_problem: Callable[[str], None]) -> Iterator[Event]:
+    try:
+        ev = make()
+    except InputError as exc:
+        on_problem(str(exc))
+        return
+    yield ev
 
 
 # -- files ---------------------------------------------------------------------------------
@@ -360,13 +408,7 @@ def _emit(
     lineno: int,
     on_problem: Callable[[Problem], None],
 ) -> Iterator[Event]:
-    try:
-        # materialize first so a bad item does not leave half a file emitted silently
-        events = list(decoder.events(value, origin))
-    except InputError as exc:
-        on_problem(Problem(name, lineno, str(exc)))
-        return
-    yield from events
+    yield from decoder.events(value, origin, lambda m: on_problem(Problem(name, lineno, m)))
 
 
 def _read_lines(

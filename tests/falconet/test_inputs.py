@@ -179,3 +179,29 @@ class TestEnvelope:
     def test_round_trip(self) -> None:
         ev = event_from_envelope(envelope(num=5, enrichment={"k8s": {"ns": {"name": "a"}}}))
         assert event_from_envelope(ev.to_json_obj()).to_json_obj() == ev.to_json_obj()
+
+
+def test_records_falco_would_not_evaluate_are_reported_one_by_one(tmp_path: Path) -> None:
+    records = json.loads(CT_FILE.read_text())["Records"]
+    insight = {"eventVersion": "1.07", "eventTime": "2024-03-01T10:00:00Z", "eventID": "i1",
+               "eventType": "AwsCloudTrailInsight", "eventCategory": "Insight"}  # fmt: skip
+    no_type = {k: v for k, v in records[0].items() if k != "eventType"}
+    p = tmp_path / "trail.json"
+    p.write_text(json.dumps({"Records": [records[0], insight, no_type, records[1]]}))
+    events, problems = read(p)
+    assert [e.id for e in events] == [records[0]["eventID"], records[1]["eventID"]]
+    assert [pr.message.split(":")[0] for pr in problems] == ["Records[1]", "Records[2]"]
+    assert "CloudTrail Insights record" in problems[0].message
+    assert "without 'eventType'" in problems[1].message
+
+
+def test_oversized_audit_event_is_reported(tmp_path: Path) -> None:
+    one = json.loads((FIXTURES / "k8s_audit" / "exec_pod.json").read_text())
+    big = dict(one, requestObject={"data": "x" * 300_000})
+    p = tmp_path / "audit.jsonl"
+    p.write_text(json.dumps(big) + "\n" + json.dumps(one) + "\n")
+    events, problems = read(p)
+    assert len(events) == 1 and problems[0].line == 1
+    assert "larger than 262144 bytes" in problems[0].message
+    events, problems = read(p, k8s_max_event_bytes=0)
+    assert len(events) == 2 and problems == []
