@@ -198,38 +198,51 @@ def run(
 
 
 def print_table(detections: Sequence[Detection]) -> None:
-    """A readable table of detections (used by `run --format table` and the demo)."""
+    """Detections for a human: one heading line each (time, priority, source, rule) with
+    the alert text wrapped below it, then the count per rule. Readable at any width."""
+    from collections import Counter
+
     from rich.console import Console
+    from rich.padding import Padding
     from rich.table import Table
+    from rich.text import Text
 
     from falconet import timefmt
 
     colors = {
         Priority.EMERGENCY: "bold red",
         Priority.ALERT: "bold red",
-        Priority.CRITICAL: "red",
+        Priority.CRITICAL: "bold red",
         Priority.ERROR: "red",
         Priority.WARNING: "yellow",
         Priority.NOTICE: "cyan",
         Priority.INFORMATIONAL: "green",
         Priority.DEBUG: "dim",
     }
-    table = Table(title=f"{len(detections)} detections", show_lines=False, expand=True)
-    table.add_column("time (UTC)", no_wrap=True)
-    table.add_column("priority", no_wrap=True)
-    table.add_column("source", no_wrap=True)
-    table.add_column("rule")
-    table.add_column("details", ratio=2)
+    console = Console(highlight=False)
+    console.rule(f"{len(detections)} detections")
     for d in detections:
-        details = d.output.split(f"{d.priority.title} ", 1)[-1]
-        table.add_row(
-            timefmt.iso8601_z(d.ts)[11:23],
-            f"[{colors[d.priority]}]{d.priority.title}[/]",
-            d.source,
-            d.rule,
-            details,
+        console.print(
+            Text.assemble(
+                (timefmt.iso8601_z(d.ts)[11:23], "dim"),
+                " ",
+                (f"{d.priority.title:<13}", colors[d.priority]),
+                " ",
+                (f"{d.source:<14}", "magenta"),
+                " ",
+                (d.rule, "bold"),
+            )
         )
-    Console(soft_wrap=False).print(table)
+        details = d.output.split(f"{d.priority.title} ", 1)[-1]
+        console.print(Padding(Text(details), (0, 0, 1, 4)))
+    if detections:
+        counts = Counter((d.source, d.rule, d.priority) for d in detections)
+        table = Table(title="detections per rule", show_edge=False)
+        for col in ("count", "priority", "source", "rule"):
+            table.add_column(col, overflow="fold")
+        for (source, rule, prio), n in sorted(counts.items(), key=lambda kv: (kv[0][2], -kv[1])):
+            table.add_row(str(n), Text(prio.title, colors[prio]), source, Text(rule))
+        console.print(table)
 
 
 @main.group()
@@ -348,7 +361,11 @@ def demo(ctx: click.Context, rule_matching: str) -> None:
     stats = run_files(engine, inputs, found.append, _err, RecordDecoder(host="demo-collector", cluster="demo"))
     found.sort(key=lambda d: d.ts)
     print_table(found)
-    click.echo(f"falconet demo: {stats.summary()}")
+    click.echo(
+        f"falconet demo: {stats.events} events, {stats.detections} detections, "
+        f"{stats.input_errors} input errors, {stats.eval_errors} evaluation errors "
+        f"in {stats.seconds:.2f}s"
+    )
     if stats.input_errors or stats.eval_errors or not found:
         sys.exit(1)
 
