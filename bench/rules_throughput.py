@@ -13,6 +13,7 @@ Each figure is the median of --repeat runs. The last line reads exactly
 `syscall events/s: N (decode only: M)` so scripts can read it.
 
     python bench/rules_throughput.py [--events 200000] [--repeat 5] [--corpus ../shared/corpus]
+    python bench/rules_throughput.py --write-syscall /tmp/mix.jsonl   # the events alone
 """
 
 from __future__ import annotations
@@ -234,11 +235,21 @@ def main() -> None:
     ap.add_argument("--cloudtrail", type=int, default=50_000, help="CloudTrail records (default 50000)")
     ap.add_argument("--repeat", type=int, default=5, help="runs per figure; the median is printed")
     ap.add_argument(
+        "--write-syscall",
+        metavar="PATH",
+        help="only write the synthetic syscall events (JSON lines) to PATH and exit, to time "
+        "`falconet run` on them as a whole process",
+    )
+    ap.add_argument(
         "--corpus",
         default=os.environ.get("FALCONET_CORPUS", str(ROOT.parent / "shared" / "corpus")),
         help="folder holding falco/ (the public Falco rule files)",
     )
     args = ap.parse_args()
+    if args.write_syscall:
+        Path(args.write_syscall).write_bytes(b"\n".join(syscall_events(args.events)) + b"\n")
+        print(f"wrote {args.events} syscall events to {args.write_syscall}")
+        return
     corpus = Path(args.corpus)
     stable = corpus / "falco/falcosecurity-rules/rules/falco_rules.yaml"
     ct_rules = corpus / "falco/falcosecurity-plugins/plugins/cloudtrail/rules/aws_cloudtrail_rules.yaml"
