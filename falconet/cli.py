@@ -279,6 +279,9 @@ def rules_validate(paths: tuple[str, ...], as_json: bool) -> None:
     else:
         for f in result.files:
             click.echo(f"{f.path}: {f.rules} rules, {f.macros} macros, {f.lists} lists")
+        if result.ok and len(result.files) > 1:
+            rules_n, macros_n, lists_n = engine.definition_counts()
+            click.echo(f"together: {rules_n} rules, {macros_n} macros, {lists_n} lists (unique names)")
         for m in result.messages:
             click.echo(m.format())
         click.echo(("OK: " if result.ok else "FAILED: ") + result.summary())

@@ -32,7 +32,6 @@ from .collector import (
     Context,
     LoadFailure,
     RuleInfo,
-    format_version,
     parse_version,
     version_compatible,
 )
@@ -53,7 +52,8 @@ RULE_MATCHING = ("first", "all")
 _SPECIALIZE_MAX_TYPES = 16
 
 
-_DEPRECATED_FIELDS = ("evt.dir", "evt.latency", "evt.latency.s", "evt.latency.ns", "evt.latency.human")
+#: Fields Falco warns about (the syscall registry marks them deprecated).
+_DEPRECATED_FIELDS = tuple(f.name for f in registry_for("syscall") or () if f.deprecated)
 _UNSAFE_NA_PREFIXES = ("ka.", "jevt.")
 _EQUALITY_OPS = frozenset({"==", "=", "!=", "in", "intersects", "pmatch"})
 
@@ -645,15 +645,10 @@ class Engine:
         """Every compiled rule (enabled or not), in definition order."""
         return self._state.rules
 
-    def active_rules(self, source: str | None = None) -> list[CompiledRule]:
-        """Rules that evaluate events: enabled and at least ``min_priority`` severe."""
-        return [
-            r
-            for r in self._state.rules
-            if r.enabled
-            and r.priority <= self.config.min_priority
-            and (source is None or r.source == source)
-        ]
+    def definition_counts(self) -> tuple[int, int, int]:
+        """Rules, macros and lists currently loaded (unique names, after all files)."""
+        st = self._state
+        return len(st.rules), len(st.macros), len(st.lists)
 
     def event_types(self) -> frozenset[str]:
         """The syscall event types the active rules can match (what a sensor must capture)."""
@@ -721,8 +716,3 @@ class Engine:
             enrichment=ev.enrichment,
         )
 
-
-def engine_version() -> str:
-    from .collector import ENGINE_VERSION
-
-    return format_version(ENGINE_VERSION)

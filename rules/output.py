@@ -98,10 +98,6 @@ class OutputFormat:
         self._parts = tuple(parts)
         self._json = tuple(json_fields)
 
-    @property
-    def field_names(self) -> tuple[str, ...]:
-        return tuple(name for name, _ in self._json)
-
     def render(self, ev: Any) -> tuple[str, dict[str, Any]]:
         values = [ex(ev) for ex in self._extract]
         texts = self._text
@@ -128,9 +124,6 @@ class OutputFormat:
             v = values[i]
             fields[name] = v if v.__class__ is not tuple and v.__class__ is not bytes else to_json_value(v)
         return "".join(out), fields
-
-    def render_text(self, ev: Any) -> str:
-        return self.render(ev)[0]
 
 
 def _parse(fmt: str, bind: Callable[[A.FieldRef | A.Transformer], BoundField]) -> list[_Token]:

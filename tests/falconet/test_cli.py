@@ -173,3 +173,17 @@ def test_installed_entry_point(files: dict[str, Path]) -> None:
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert len(out.stdout.splitlines()) == 2 and "Traceback" not in out.stderr
+
+
+def test_validate_totals_for_several_files(corpus: Path) -> None:
+    rules = corpus / "falco/falcosecurity-rules/rules"
+    r = invoke("rules", "validate", str(rules / "falco_rules.yaml"), str(rules / "falco-sandbox_rules.yaml"))
+    assert r.exit_code == 0
+    assert "falco_rules.yaml: 25 rules, 87 macros, 49 lists" in r.stdout
+    assert "together: 62 rules, 258 macros, 95 lists (unique names)" in r.stdout
+
+
+def test_python_dash_m() -> None:
+    out = subprocess.run([sys.executable, "-m", "falconet", "--version"], capture_output=True, text=True,
+                         timeout=60, check=False)  # fmt: skip
+    assert out.returncode == 0 and __version__ in out.stdout
