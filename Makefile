@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint bench clean help
+.PHONY: demo test lint bench clean help prereqs
 
 help:
 	@echo "make demo   - install into .venv and run falconet on the bundled intrusion scenario"
@@ -28,10 +28,13 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(PIP) install -e '.[test]'
 	@touch $@
 
-demo: $(VENV)/.installed
+prereqs:
+	@bash scripts/prereqs.sh
+
+demo: prereqs $(VENV)/.installed
 	$(VENV)/bin/falconet demo
 
-test: $(VENV)/.installed-test
+test: prereqs $(VENV)/.installed-test
 	$(PY) -m pytest -q
 
 lint: $(VENV)/.installed-test

@@ -6,63 +6,22 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import click
 
 from . import __version__
-from .config import Config
+from .cli_common import (
+    PRIORITY_NAMES,
+    bundled_rules_dir,
+    bundled_scenario_dir,
+)
+from .cli_common import err as _err
+from .cli_common import load_config as _config
+from .cli_common import load_engine as _load_engine
 from .detection import Detection
 from .errors import FalconetError
 from .priority import Priority
-
-PRIORITY_NAMES = [p.name.lower() for p in Priority] + ["info"]
-
-
-def bundled_rules_dir() -> Path:
-    """falconet's own rule files, shipped in the package."""
-    return Path(str(resources.files("falconet.rules") / "library"))
-
-
-def bundled_scenario_dir(name: str = "intrusion") -> Path:
-    """A recorded scenario shipped in the package."""
-    return Path(str(resources.files("falconet.scenarios") / name))
-
-
-def _err(message: str) -> None:
-    click.echo(message, err=True)
-
-
-def _load_engine(rules: Sequence[str], config: Config, *, quiet_warnings: bool = False):
-    from falconet.rules.engine import Engine, EngineConfig
-
-    engine = Engine(
-        EngineConfig(
-            rule_matching=config["rules.matching"],
-            min_priority=config.min_priority,
-            suggested_output=config["output.suggested_fields"],
-            time_iso8601=config["output.time_iso8601"],
-            sources=config.sources,
-        )
-    )
-    result = engine.load(list(rules))
-    for msg in result.messages:
-        if msg.is_error or not quiet_warnings:
-            _err(msg.format())
-    if not result.ok:
-        _err(f"falconet: rules failed to load ({result.summary()})")
-        sys.exit(1)
-    return engine, result
-
-
-def _config(ctx: click.Context, **overrides: Any) -> Config:
-    try:
-        return Config.load(ctx.obj.get("config_path"), overrides=overrides)
-    except FalconetError as exc:
-        _err(f"falconet: {exc}")
-        sys.exit(2)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -197,52 +156,67 @@ def run(
     sys.exit(status)
 
 
-def print_table(detections: Sequence[Detection]) -> None:
-    """Detections for a human: one heading line each (time, priority, source, rule) with
-    the alert text wrapped below it, then the count per rule. Readable at any width."""
-    from collections import Counter
+_COLORS = {
+    Priority.EMERGENCY: "bold red",
+    Priority.ALERT: "bold red",
+    Priority.CRITICAL: "bold red",
+    Priority.ERROR: "red",
+    Priority.WARNING: "yellow",
+    Priority.NOTICE: "cyan",
+    Priority.INFORMATIONAL: "green",
+    Priority.DEBUG: "dim",
+}
 
-    from rich.console import Console
+
+def print_detection(console: Any, d: Detection) -> None:
+    """One detection for a human: a heading line (time, priority, source, rule) and the
+    alert text wrapped below it. Readable at any width; no markup is interpreted."""
     from rich.padding import Padding
-    from rich.table import Table
     from rich.text import Text
 
     from falconet import timefmt
 
-    colors = {
-        Priority.EMERGENCY: "bold red",
-        Priority.ALERT: "bold red",
-        Priority.CRITICAL: "bold red",
-        Priority.ERROR: "red",
-        Priority.WARNING: "yellow",
-        Priority.NOTICE: "cyan",
-        Priority.INFORMATIONAL: "green",
-        Priority.DEBUG: "dim",
-    }
+    console.print(
+        Text.assemble(
+            (timefmt.iso8601_z(d.ts)[11:23], "dim"),
+            " ",
+            (f"{d.priority.title:<13}", _COLORS[d.priority]),
+            " ",
+            (f"{d.source:<14}", "magenta"),
+            " ",
+            (d.rule, "bold"),
+        )
+    )
+    details = d.output.split(f"{d.priority.title} ", 1)[-1]
+    console.print(Padding(Text(details), (0, 0, 1, 4)))
+
+
+def print_counts(console: Any, detections: Sequence[Detection]) -> None:
+    """The number of detections per rule, most severe first."""
+    from collections import Counter
+
+    from rich.table import Table
+    from rich.text import Text
+
+    counts = Counter((d.source, d.rule, d.priority) for d in detections)
+    table = Table(title="detections per rule", show_edge=False)
+    for col in ("count", "priority", "source", "rule"):
+        table.add_column(col, overflow="fold")
+    for (source, rule, prio), n in sorted(counts.items(), key=lambda kv: (kv[0][2], -kv[1])):
+        table.add_row(str(n), Text(prio.title, _COLORS[prio]), source, Text(rule))
+    console.print(table)
+
+
+def print_table(detections: Sequence[Detection]) -> None:
+    """Every detection (see :func:`print_detection`), then the count per rule."""
+    from rich.console import Console
+
     console = Console(highlight=False)
     console.rule(f"{len(detections)} detections")
     for d in detections:
-        console.print(
-            Text.assemble(
-                (timefmt.iso8601_z(d.ts)[11:23], "dim"),
-                " ",
-                (f"{d.priority.title:<13}", colors[d.priority]),
-                " ",
-                (f"{d.source:<14}", "magenta"),
-                " ",
-                (d.rule, "bold"),
-            )
-        )
-        details = d.output.split(f"{d.priority.title} ", 1)[-1]
-        console.print(Padding(Text(details), (0, 0, 1, 4)))
+        print_detection(console, d)
     if detections:
-        counts = Counter((d.source, d.rule, d.priority) for d in detections)
-        table = Table(title="detections per rule", show_edge=False)
-        for col in ("count", "priority", "source", "rule"):
-            table.add_column(col, overflow="fold")
-        for (source, rule, prio), n in sorted(counts.items(), key=lambda kv: (kv[0][2], -kv[1])):
-            table.add_row(str(n), Text(prio.title, colors[prio]), source, Text(rule))
-        console.print(table)
+        print_counts(console, detections)
 
 
 @main.group()
@@ -341,18 +315,39 @@ def fields(source: str) -> None:
 
 @main.command()
 @click.option("--rule-matching", type=click.Choice(["first", "all"]), default="all", show_default=True)
+@click.option("--offline", is_flag=True, help="Evaluate the scenario files directly, without Kafka.")
+@click.option("--speed", type=float, default=60.0, show_default=True,
+              help="Replay speed, as a multiple of the scenario's real time.")  # fmt: skip
 @click.pass_context
-def demo(ctx: click.Context, rule_matching: str) -> None:
-    """Run falconet's rules over the bundled intrusion scenario and show the detections.
+def demo(ctx: click.Context, rule_matching: str, offline: bool, speed: float) -> None:
+    """Run falconet on the bundled intrusion scenario and show the detections.
 
     The scenario (shell in a container, credential read, outbound connection, CloudTrail
     StopLogging/CreateAccessKey, privileged pod) ships with the package; see
-    falconet/scenarios/intrusion/README.md.
+    falconet/scenarios/intrusion/README.md. By default the whole pipeline runs: a Kafka
+    broker (FALCONET_KAFKA_BOOTSTRAP, or one started for the demo), the topics, a stream
+    worker, the scenario replayed into Kafka, detections shown live from detections.v1;
+    everything started is stopped at the end. --offline evaluates the files directly.
     """
+    config = _config(ctx, **{"rules.matching": rule_matching})
+    if offline:
+        _demo_offline(config)
+        return
+    from rich.console import Console
+
+    from .demo import run_demo
+
+    try:
+        sys.exit(run_demo(config, Console(highlight=False), rule_matching, speed))
+    except FalconetError as exc:
+        _err(f"falconet demo: {exc}")
+        sys.exit(1)
+
+
+def _demo_offline(config: Any) -> None:
     from .inputs import RecordDecoder
     from .run import run_files
 
-    config = _config(ctx, **{"rules.matching": rule_matching})
     scenario = bundled_scenario_dir()
     inputs = sorted(str(p) for p in scenario.iterdir() if p.suffix in (".jsonl", ".json", ".gz"))
     rules_dir = bundled_rules_dir()
@@ -371,6 +366,26 @@ def demo(ctx: click.Context, rule_matching: str) -> None:
     )
     if stats.input_errors or stats.eval_errors or not found:
         sys.exit(1)
+
+
+def _register() -> None:
+    from . import cli_stream
+
+    main.add_command(cli_stream.topics)
+    main.add_command(cli_stream.worker)
+    main.add_command(cli_stream.record)
+    main.add_command(cli_stream.replay)
+    main.add_command(cli_stream.dlq)
+    rules.add_command(cli_stream.rules_push)
+    rules.add_command(cli_stream.rules_status)
+    try:
+        from .broker_cli import kafka
+    except ImportError:  # pragma: no cover - the launcher ships with the package
+        return
+    main.add_command(kafka)
+
+
+_register()
 
 
 if __name__ == "__main__":  # pragma: no cover

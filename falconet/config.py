@@ -26,6 +26,7 @@ class Setting:
     default: Any
     kind: type
     doc: str
+    secret: bool = False  # only from the environment (or a file setting), never from YAML
 
     @property
     def env(self) -> str:
@@ -87,6 +88,103 @@ SETTINGS: tuple[Setting, ...] = (
         str,
         "Cluster name stored in the envelope of Kubernetes audit events read from files.",
     ),
+    # -- Kafka ---------------------------------------------------------------------------
+    Setting(
+        "kafka.bootstrap",
+        "",
+        str,
+        "Kafka bootstrap servers (`host:port,...`). Empty: the local broker `falconet kafka up` "
+        "started (tools), or one the command starts itself (demo, tests).",
+    ),
+    Setting("kafka.topic_prefix", "falconet.", str, "Prefix of every falconet topic name."),
+    Setting(
+        "kafka.security_protocol",
+        "PLAINTEXT",
+        str,
+        "`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`, for every client.",
+    ),
+    Setting(
+        "kafka.sasl_mechanism",
+        "",
+        str,
+        "`PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512` or `OAUTHBEARER` (with SASL_* protocols).",
+    ),
+    Setting("kafka.sasl_username", "", str, "SASL user name."),
+    Setting(
+        "kafka.sasl_password",
+        "",
+        str,
+        "SASL password; environment only (or `kafka.sasl_password_file`).",
+        secret=True,
+    ),
+    Setting("kafka.sasl_password_file", "", str, "File holding the SASL password."),
+    Setting(
+        "kafka.oauth_token_endpoint",
+        "",
+        str,
+        "OAUTHBEARER: the OIDC token endpoint (client credentials from `kafka.sasl_username` "
+        "and the password).",
+    ),
+    Setting("kafka.ssl_ca_file", "", str, "CA bundle to verify the brokers (TLS)."),
+    Setting("kafka.ssl_cert_file", "", str, "Client certificate for mutual TLS."),
+    Setting("kafka.ssl_key_file", "", str, "Private key of the client certificate."),
+    Setting(
+        "kafka.ssl_verify_hostname",
+        True,
+        bool,
+        "Check that the broker certificate matches its host name.",
+    ),
+    # -- topics ---------------------------------------------------------------------------
+    Setting("topics.partitions", 6, int, "Partitions of the event, detection and DLQ topics."),
+    Setting("topics.meta_partitions", 3, int, "Partitions of the compacted `meta.*` topics."),
+    Setting("topics.replication", 1, int, "Replication factor of every topic."),
+    Setting(
+        "topics.retention_ms",
+        7 * 24 * 3600 * 1000,
+        int,
+        "Retention of the event, detection and DLQ topics (ms; -1 keeps forever).",
+    ),
+    # -- publisher (sensors and tools) ------------------------------------------------------
+    Setting(
+        "publisher.batch_events",
+        500,
+        int,
+        "Most events in one Kafka record (a batch is sent when full or when "
+        "`publisher.batch_ms` has passed).",
+    ),
+    Setting("publisher.batch_bytes", 512 * 1024, int, "Most bytes of events in one record."),
+    Setting("publisher.batch_ms", 100, int, "Longest an event waits in a batch (ms)."),
+    Setting(
+        "publisher.compression",
+        "lz4",
+        str,
+        "Compression of produced records: `lz4`, `zstd`, `snappy`, `gzip` or `none`.",
+    ),
+    # -- worker -------------------------------------------------------------------------------
+    Setting(
+        "worker.id",
+        "",
+        str,
+        "Name this worker reports in `falconet rules status` (default: host name and pid).",
+    ),
+    Setting(
+        "worker.max_record_bytes",
+        4 * 1024 * 1024,
+        int,
+        "Event records larger than this go to the DLQ undecoded.",
+    ),
+    Setting(
+        "worker.metrics_port",
+        0,
+        int,
+        "Port of the Prometheus `/metrics` endpoint of a worker (0: off).",
+    ),
+    Setting(
+        "worker.data_dir",
+        "",
+        str,
+        "Where the worker keeps local state (default: a folder under the user's cache dir).",
+    ),
 )
 
 _BY_KEY = {s.key: s for s in SETTINGS}
@@ -143,6 +241,37 @@ class Config:
         except ValueError as exc:
             raise ConfigError(f"rules.min_priority: {exc}") from None
 
+    def secret(self, key: str) -> str:
+        """A secret setting: its environment value, else the content of ``<key>_file``."""
+        value = str(self.values.get(key) or "")
+        if value:
+            return value
+        path = str(self.values.get(key + "_file") or "")
+        if not path:
+            return ""
+        try:
+            return Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read {key}_file {path}: {exc.strerror or exc}") from None
+
+    def public_values(self) -> dict[str, Any]:
+        """Every setting, with secrets masked (for logs and `falconet config`)."""
+        return {
+            k: ("***" if _BY_KEY[k].secret and v else v) for k, v in self.values.items()
+        }
+
+    def engine_config(self) -> Any:
+        """The rules engine's settings (an ``EngineConfig``) from ``rules.*``/``output.*``."""
+        from falconet.rules.engine import EngineConfig
+
+        return EngineConfig(
+            rule_matching=self.values["rules.matching"],
+            min_priority=self.min_priority,
+            suggested_output=self.values["output.suggested_fields"],
+            time_iso8601=self.values["output.time_iso8601"],
+            sources=self.sources,
+        )
+
     @property
     def sources(self) -> tuple[str, ...] | None:
         text = str(self.values["rules.sources"]).strip()
@@ -173,6 +302,11 @@ class Config:
                 raise ConfigError(f"config file {path} must hold a mapping of settings")
             for key, value in _flatten(data).items():
                 setting = _BY_KEY.get(key)
+                if setting is not None and setting.secret:
+                    raise ConfigError(
+                        f"config file {path}: '{key}' is a secret: set {setting.env} or "
+                        f"'{key}_file' instead of writing it in the file"
+                    )
                 if setting is None:
                     raise ConfigError(
                         f"config file {path}: unknown setting '{key}' "

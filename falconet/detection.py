@@ -60,6 +60,29 @@ class Detection:
             obj["enrichment"] = self.enrichment
         return obj
 
+    @classmethod
+    def from_json_obj(cls, obj: dict[str, Any]) -> Detection:
+        """A detection read back from its JSON (e.g. consumed from ``detections.v1``)."""
+        from . import timefmt
+
+        ts = int(obj.get("output_fields", {}).get("evt.time") or 0) or timefmt.parse_rfc3339_ns(
+            obj["time"]
+        )
+        return cls(
+            time=obj["time"],
+            rule=obj["rule"],
+            priority=Priority.parse(obj["priority"]),
+            output=obj["output"],
+            output_fields=obj.get("output_fields", {}),
+            source=obj.get("source", ""),
+            tags=tuple(obj.get("tags", ())),
+            hostname=obj.get("hostname", ""),
+            id=obj.get("id", ""),
+            event_id=obj.get("event_id", ""),
+            ts=ts,
+            enrichment=obj.get("enrichment", {}),
+        )
+
     def to_json(self) -> bytes:
         """One JSON line (no newline). Invalid UTF-8 from events becomes U+FFFD."""
         obj = self.to_json_obj()

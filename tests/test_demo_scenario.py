@@ -374,9 +374,9 @@ def test_cli_run_per_file(path: Path) -> None:
         assert a["source"] == SOURCES[path] and "falconet" in a["tags"]
 
 
-def test_cli_demo() -> None:
+def test_cli_demo_offline() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "falconet.cli", "demo"],
+        [sys.executable, "-m", "falconet.cli", "demo", "--offline"],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -1,0 +1,119 @@
+"""Joins an event with the metadata tables (containers, pods, namespaces, nodes, cloud
+accounts, identities) the stream workers keep from the compacted ``meta.*`` topics.
+
+The tables map a key (bytes) to a JSON object (bytes), as published on the meta topics
+(``docs/events.md``, "Metadata topics"). Enrichment never blocks on the network: it reads
+only what the tables hold, and keeps what the event already carries (a recorded stream's
+inline enrichment wins over the tables' view). The join per source:
+
+* ``syscall``: ``event.container.id`` → ``containers`` → ``enrichment.container``; its
+  ``pod_uid`` → ``pods`` → ``enrichment.k8s.pod``; the pod's namespace → ``namespaces`` →
+  ``enrichment.k8s.ns``; the event's host → ``nodes`` → ``enrichment.node``.
+* ``aws_cloudtrail``: ``recipientAccountId`` (else ``userIdentity.accountId``) → ``accounts``
+  → ``enrichment.cloud.account``; ``userIdentity.arn`` → ``identities`` →
+  ``enrichment.identity``.
+* ``k8s_audit``: ``objectRef.namespace`` → ``namespaces`` → ``enrichment.k8s.ns``;
+  ``user.username`` → ``identities`` → ``enrichment.identity``; the cluster name of the
+  envelope → ``enrichment.k8s.cluster``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+import orjson
+
+from falconet.event import Event
+
+TABLES = ("containers", "pods", "namespaces", "nodes", "accounts", "identities")
+
+Table = Mapping[bytes, bytes]
+
+
+@lru_cache(maxsize=65536)
+def _decode(value: bytes) -> dict[str, Any] | None:
+    try:
+        obj = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _merge(into: dict[str, Any], key: str, meta: dict[str, Any]) -> dict[str, Any]:
+    """``into[key]`` filled from ``meta`` without overwriting what is already there."""
+    current = into.get(key)
+    if not isinstance(current, dict):
+        current = into[key] = {}
+    for k, v in meta.items():
+        current.setdefault(k, v)
+    return current
+
+
+class MetadataEnricher:
+    """Enriches events from metadata tables (any ``Mapping[bytes, bytes]``)."""
+
+    def __init__(self, tables: Mapping[str, Table]) -> None:
+        self.tables = tables
+
+    def _get(self, table: str, key: Any) -> dict[str, Any] | None:
+        if not key or not isinstance(key, str):
+            return None
+        t = self.tables.get(table)
+        if t is None:
+            return None
+        raw = t.get(key.encode())
+        return None if raw is None else _decode(bytes(raw))
+
+    def enrich(self, ev: Event) -> None:
+        if ev.source == "syscall":
+            self._syscall(ev)
+        elif ev.source == "aws_cloudtrail":
+            self._cloudtrail(ev)
+        elif ev.source == "k8s_audit":
+            self._k8s_audit(ev)
+
+    def _syscall(self, ev: Event) -> None:
+        enr = ev.enrichment
+        container = ev.payload.get("container")
+        cid = container.get("id") if isinstance(container, dict) else None
+        if cid and cid != "host":
+            meta = self._get("containers", cid)
+            if meta is not None:
+                merged = _merge(enr, "container", meta)
+                pod = self._get("pods", merged.get("pod_uid"))
+                if pod is not None:
+                    k8s = enr.setdefault("k8s", {})
+                    _merge(k8s, "pod", pod)
+                    ns = self._get("namespaces", pod.get("namespace"))
+                    if ns is not None:
+                        _merge(k8s, "ns", ns)
+        node = self._get("nodes", ev.host)
+        if node is not None:
+            _merge(enr, "node", node)
+
+    def _cloudtrail(self, ev: Event) -> None:
+        rec = ev.payload
+        ident = rec.get("userIdentity")
+        ident = ident if isinstance(ident, dict) else {}
+        account = self._get("accounts", rec.get("recipientAccountId") or ident.get("accountId"))
+        if account is not None:
+            _merge(ev.enrichment.setdefault("cloud", {}), "account", account)
+        who = self._get("identities", ident.get("arn"))
+        if who is not None:
+            _merge(ev.enrichment, "identity", who)
+
+    def _k8s_audit(self, ev: Event) -> None:
+        rec = ev.payload
+        ref = rec.get("objectRef")
+        ns = self._get("namespaces", ref.get("namespace") if isinstance(ref, dict) else None)
+        if ns is not None:
+            _merge(ev.enrichment.setdefault("k8s", {}), "ns", ns)
+        user = rec.get("user")
+        who = self._get("identities", user.get("username") if isinstance(user, dict) else None)
+        if who is not None:
+            _merge(ev.enrichment, "identity", who)
+        cluster = ev.meta.get("cluster")
+        if cluster:
+            ev.enrichment.setdefault("k8s", {}).setdefault("cluster", cluster)

@@ -1,0 +1,1 @@
+"""Integration tests: real Apache Kafka (see falconet.broker) and real peers."""
