@@ -639,7 +639,7 @@ def terminate(pid: int, timeout: float = 30.0, proc: subprocess.Popen[bytes] | N
         raise BrokerError(f"Kafka broker pid {pid} did not exit even after SIGKILL")
 
 
-def _die_with_parent() -> Callable[[], None] | None:
+def die_with_parent() -> Callable[[], None] | None:
     """A preexec_fn asking Linux to SIGTERM the child when its parent dies."""
     if not sys.platform.startswith("linux"):
         return None
@@ -914,7 +914,7 @@ class LocalKafka:
             stdout=self._out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # a Ctrl-C in the terminal reaches us, and we stop it
-            preexec_fn=_die_with_parent(),
+            preexec_fn=die_with_parent(),
         )
         self.pid = self._proc.pid
 

@@ -78,8 +78,10 @@ def topics_describe(ctx: click.Context, as_json: bool) -> None:
             click.echo(orjson.dumps(r).decode())
         return
     table = Table(expand=True)
-    for col in ("topic", "partitions", "policy", "retention ms", "records", "purpose"):
-        table.add_column(col)
+    table.add_column("topic", no_wrap=True)
+    for col in ("partitions", "policy", "retention ms", "records"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("purpose", ratio=1)
     for r in rows:
         if not r["exists"]:
             table.add_row(r["topic"], "-", "-", "-", "-", "[red]missing[/red] " + r["purpose"])

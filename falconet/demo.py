@@ -63,7 +63,7 @@ def publish_metadata(settings: Any) -> int:
 
     from .streams.topics import meta_topic
 
-    producer = Producer(settings.confluent(**{"acks": "all"}))
+    producer = Producer(settings.confluent(**{"acks": "all", "log_level": 3}))
     n = 0
     for path in sorted((bundled_scenario_dir() / "meta").glob("*.jsonl")):
         for line in path.read_bytes().splitlines():
@@ -95,11 +95,14 @@ def worker_process(settings: Any, rule_matching: str, log_path: Path) -> Iterato
         }
     )
     log = open(log_path, "wb")  # noqa: SIM115 - closed below
+    from .broker import die_with_parent
+
     proc = subprocess.Popen(
         [sys.executable, "-m", "falconet", "worker", "--id", "demo-worker", "--rules", str(bundled_rules_dir())],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
+        preexec_fn=die_with_parent(),  # a killed demo takes its worker with it
     )
     try:
         yield proc
@@ -164,19 +167,23 @@ def run_demo(cfg: Config, console: Any, rule_matching: str = "all", speed: float
                 meta = consumer.list_topics(topic, timeout=10).topics[topic]
                 consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions])
                 replay_done = threading.Event()
+                finished = threading.Event()
                 replay_error: list[BaseException] = []
 
                 def do_replay() -> None:
                     try:
-                        with Publisher(settings, batch_ms=50, client_id="falconet-demo") as pub:
+                        with Publisher(settings, batch_ms=50, client_id="falconet-demo",
+                                       extra={"log_level": 3}) as pub:  # fmt: skip
                             replay(scenario_inputs(), pub, lambda s: settings.topic(T.events_topic(s)),
-                                   speed=speed, decoder=RecordDecoder(host="demo-collector", cluster="shop-eu-1"))  # fmt: skip
+                                   speed=speed, decoder=RecordDecoder(host="demo-collector", cluster="shop-eu-1"),
+                                   cancelled=finished.is_set)  # fmt: skip
                     except BaseException as exc:  # reported by the main thread
                         replay_error.append(exc)
                     finally:
                         replay_done.set()
 
-                threading.Thread(target=do_replay, name="falconet-demo-replay", daemon=True).start()
+                replayer = threading.Thread(target=do_replay, name="falconet-demo-replay", daemon=True)
+                replayer.start()
                 seen: list[Detection] = []
                 ids: set[str] = set()
                 last_arrival = time.monotonic()
@@ -198,6 +205,8 @@ def run_demo(cfg: Config, console: Any, rule_matching: str = "all", speed: float
                     seen.append(d)
                     print_detection(console, d)
                 consumer.close()
+                finished.set()  # every detection is in: the benign tail need not be replayed
+                replayer.join(timeout=30)
                 if replay_error:
                     raise DemoError(f"replay failed: {replay_error[0]}")
                 console.rule()

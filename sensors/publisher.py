@@ -181,10 +181,14 @@ class Publisher:
         return self._producer.flush(timeout)
 
     def close(self, timeout: float = 30.0) -> None:
+        """Flush, then release the producer (its connections close with it)."""
+        if self._producer is None:
+            return
         remaining = self.flush(timeout)
         if remaining:
             log.error("publisher closed with %d records undelivered", remaining)
             self.stats.failed += remaining
+        self._producer = None  # type: ignore[assignment]
 
     def __enter__(self) -> Publisher:
         return self

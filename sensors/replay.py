@@ -103,8 +103,11 @@ def replay(
     decoder: RecordDecoder | None = None,
     on_problem: Callable[[Problem], None] = lambda p: None,
     progress: Callable[[ReplayStats], None] = lambda s: None,
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> ReplayStats:
-    """Replay files; ``topic_for(source)`` names the events topic of a source."""
+    """Replay files; ``topic_for(source)`` names the events topic of a source.
+    ``cancelled()`` is checked between records: when it turns true the replay stops
+    (what was published so far is still flushed)."""
     stats = ReplayStats()
     decoder = decoder or RecordDecoder()
 
@@ -114,9 +117,13 @@ def replay(
 
     last = time.monotonic()
     for path in paths:
+        if cancelled():
+            break
         pacer = _Pacer(speed)
         if path != "-" and _is_record_file(path):
             for rec in _records(path, problem):
+                if cancelled():
+                    break
                 pacer.wait((rec.get("timestamp") or 0) / 1000.0)
                 if "value_b64" in rec:
                     value: bytes | None = base64.b64decode(rec["value_b64"])
@@ -137,6 +144,8 @@ def replay(
                     last = time.monotonic()
             continue
         for ev in read_events(path, decoder, problem):
+            if cancelled():
+                break
             pacer.wait(ev.ts / 1e9)
             publisher.publish_event(ev, topic or topic_for(ev.source), event_key(ev))
             stats.events += 1

@@ -19,6 +19,7 @@ Several workers share the event topics' partitions through the consumer group
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import socket
@@ -294,6 +295,12 @@ def run_worker(cfg: Config, settings: KafkaSettings, rules_paths: list[str], wor
         "worker %s starting: rules %s (%s, %d rules), bootstrap %s",
         worker_id, holder.state.version, holder.state.origin, holder.state.rules, settings.bootstrap,
     )  # fmt: skip
+    # Batches allocate many short-lived containers; with the default thresholds the
+    # cyclic GC scans them over and over (a 500-event batch then decodes ~50 % slower).
+    # Everything built so far (rules, app) is frozen out of the scans, and collections
+    # run every 100,000 allocations instead of 700.
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     try:
         worker.execute_from_commandline()

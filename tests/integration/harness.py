@@ -67,9 +67,12 @@ class Stack:
 
     def start_worker(self, worker_id: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = open(self.tmp / f"{worker_id}.log", "ab")  # noqa: SIM115 - the process owns it
+        from falconet.broker import die_with_parent
+
         proc = subprocess.Popen(
             [sys.executable, "-m", "falconet", "worker", "--id", worker_id, "--log-level", "info", *args],
             env={**self.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+            preexec_fn=die_with_parent(),
         )  # fmt: skip
         self.workers.append(proc)
         return proc
