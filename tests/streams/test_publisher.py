@@ -1,0 +1,76 @@
+"""The publisher's batching: count, bytes and time bounds; order and keys kept."""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+
+from falconet.kafka import KafkaSettings
+from falconet.sensors.publisher import Publisher
+
+
+class FakeProducer:
+    def __init__(self) -> None:
+        self.records: list[tuple[str, bytes, bytes | None, list]] = []
+        self.full_once = False
+
+    def produce(self, topic, value, key, headers, timestamp, on_delivery) -> None:
+        if self.full_once:
+            self.full_once = False
+            raise BufferError("queue full")
+        self.records.append((topic, value, key, headers))
+        on_delivery(None, None)
+
+    def poll(self, timeout: float) -> int:
+        return 0
+
+    def flush(self, timeout: float) -> int:
+        return 0
+
+
+def publisher(**kw) -> tuple[Publisher, FakeProducer]:
+    pub = Publisher(KafkaSettings("127.0.0.1:1"), **kw)
+    fake = FakeProducer()
+    pub._producer = fake  # type: ignore[assignment]
+    return pub, fake
+
+
+def env(i: int) -> bytes:
+    return orjson.dumps({"source": "syscall", "type": "execve", "ts": i, "id": f"e{i}", "event": {}})
+
+
+def test_batches_by_count_per_key_in_order() -> None:
+    pub, fake = publisher(batch_events=3, batch_ms=10_000)
+    for i in range(7):
+        pub.publish("t", env(i), key="node-a" if i % 2 == 0 else "node-b")
+    pub.flush()
+    batches = [(key, [e["id"] for e in orjson.loads(value)]) for _, value, key, _ in fake.records]
+    assert batches == [(b"node-a", ["e0", "e2", "e4"]), (b"node-b", ["e1", "e3", "e5"]), (b"node-a", ["e6"])]
+    assert fake.records[0][3] == [("falconet-batch", b"3")]
+    assert (pub.stats.events, pub.stats.records, pub.stats.delivered) == (7, 3, 3)
+
+
+def test_batches_by_bytes() -> None:
+    pub, fake = publisher(batch_events=1000, batch_bytes=1024, batch_ms=10_000)
+    for i in range(40):
+        pub.publish("t", env(i), key="k")
+    pub.flush()
+    assert len(fake.records) > 1 and all(len(v) <= 1024 for _, v, _, _ in fake.records)
+    assert sum(len(orjson.loads(v)) for _, v, _, _ in fake.records) == 40
+
+
+def test_batches_by_time() -> None:
+    pub, fake = publisher(batch_events=1000, batch_ms=20)
+    pub.publish("t", env(1), key="k")
+    assert fake.records == []
+    time.sleep(0.03)
+    pub.tick()
+    assert len(fake.records) == 1
+
+
+def test_backpressure_waits_instead_of_dropping() -> None:
+    pub, fake = publisher(batch_events=1)
+    fake.full_once = True
+    pub.publish("t", env(1), key="k")
+    assert len(fake.records) == 1 and pub.stats.failed == 0
