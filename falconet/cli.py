@@ -376,6 +376,9 @@ def _register() -> None:
     main.add_command(cli_stream.record)
     main.add_command(cli_stream.replay)
     main.add_command(cli_stream.dlq)
+    from .cli_sensors import sensor
+
+    main.add_command(sensor)
     rules.add_command(cli_stream.rules_push)
     rules.add_command(cli_stream.rules_status)
     try:

@@ -185,6 +185,12 @@ SETTINGS: tuple[Setting, ...] = (
         str,
         "Where the worker keeps local state (default: a folder under the user's cache dir).",
     ),
+    # -- sensor.syscall (the eBPF sensor) ---------------------------------------------------
+    # -- end sensor.syscall
+    # -- sensor.cloudtrail (the CloudTrail collector) ---------------------------------------
+    # -- end sensor.cloudtrail
+    # -- sensor.k8s_audit (the audit webhook) -----------------------------------------------
+    # -- end sensor.k8s_audit
 )
 
 _BY_KEY = {s.key: s for s in SETTINGS}

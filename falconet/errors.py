@@ -26,3 +26,11 @@ class RuleLoadError(FalconetError):
     def __init__(self, message: str, result: object | None = None) -> None:
         super().__init__(message)
         self.result = result
+
+
+class PublishError(FalconetError):
+    """Events could not be delivered to Kafka (broker unreachable, record too large, timeout)."""
+
+
+class SensorError(FalconetError):
+    """A sensor cannot start or run (missing capability, kernel feature, bad source)."""

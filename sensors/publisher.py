@@ -10,18 +10,26 @@ so one process's events stay in order.
 
 The producer is idempotent (``acks=all``, no duplicates from retries), every delivery is
 counted through its callback, and :meth:`Publisher.close` flushes what is still buffered.
+
+Producers that must know their events are stored before they acknowledge their own source
+(the CloudTrail collector deletes an SQS message, the audit webhook answers 200) use
+:meth:`Publisher.publish_tracked`: it produces a group of events at once and returns a
+:class:`Delivery` to wait on.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from falconet.config import Config
+from falconet.errors import PublishError
 from falconet.event import Event
 from falconet.kafka import MAX_MESSAGE_BYTES, KafkaSettings
 
@@ -39,6 +47,71 @@ class PublisherStats:
     delivered: int = 0  # records the broker acknowledged
     failed: int = 0  # records that could not be delivered
     last_error: str = ""
+
+
+class Delivery:
+    """The delivery of a group of records produced together by :meth:`Publisher.publish_tracked`.
+
+    :meth:`wait` returns once the broker has acknowledged every record of the group and
+    raises :class:`PublishError` if one failed or the time ran out. Safe to wait on from
+    any thread (each waiter serves the producer's delivery callbacks while it waits).
+    """
+
+    __slots__ = ("_poll", "_lock", "_pending", "_sealed", "_done", "records", "events", "errors")
+
+    def __init__(self, poll: Any) -> None:
+        self._poll = poll
+        self._lock = threading.Lock()
+        self._pending = 0
+        self._sealed = False
+        self._done = threading.Event()
+        self.records = 0
+        self.events = 0
+        self.errors: list[str] = []
+
+    def _add(self, events: int) -> None:
+        with self._lock:
+            self._pending += 1
+            self.records += 1
+            self.events += events
+
+    def _seal(self) -> None:
+        with self._lock:
+            self._sealed = True
+            if self._pending == 0:
+                self._done.set()
+
+    def _callback(self, err: Any) -> None:
+        with self._lock:
+            self._pending -= 1
+            if err is not None:
+                self.errors.append(str(err))
+            if self._sealed and self._pending == 0:
+                self._done.set()
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    @property
+    def ok(self) -> bool:
+        return self._done.is_set() and not self.errors
+
+    def wait(self, timeout: float = 30.0) -> None:
+        """Block until every record is acknowledged; :class:`PublishError` otherwise."""
+        deadline = time.monotonic() + timeout
+        while not self._done.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise PublishError(
+                    f"Kafka did not acknowledge {self._pending} of {self.records} records "
+                    f"within {timeout:g}s"
+                )
+            self._poll(min(0.05, left))
+        if self.errors:
+            raise PublishError(
+                f"{len(self.errors)} of {self.records} records were not delivered: {self.errors[0]}"
+            )
 
 
 @dataclass(slots=True)
@@ -74,6 +147,7 @@ class Publisher:
         self.batch_s = max(0, batch_ms) / 1000.0
         self.stats = PublisherStats()
         self._batches: dict[tuple[str, bytes | None], _Batch] = {}
+        self._lock = threading.Lock()  # publish_tracked may be called from many threads
         conf = settings.confluent(
             **{
                 "client.id": client_id,
@@ -117,9 +191,18 @@ class Publisher:
         key: bytes | None = None,
         headers: list | None = None,
         timestamp: int = 0,
+        on_delivery: Any = None,
     ) -> None:
         """Produce one record as is (no batching), waiting for room when the queue is full.
-        ``timestamp`` (ms) keeps a replayed record's original time; 0 means now."""
+        ``timestamp`` (ms) keeps a replayed record's original time; 0 means now.
+        ``on_delivery(err, msg)`` is called after the publisher's own accounting."""
+        callback = self._delivered
+        if on_delivery is not None:
+
+            def callback(err: Any, msg: Any) -> None:
+                self._delivered(err, msg)
+                on_delivery(err, msg)
+
         while True:
             try:
                 self._producer.produce(
@@ -128,13 +211,63 @@ class Publisher:
                     key=key,
                     headers=headers,
                     timestamp=timestamp,
-                    on_delivery=self._delivered,
+                    on_delivery=callback,
                 )
                 break
             except BufferError:
                 self._producer.poll(0.1)  # backpressure: let deliveries drain
         self.stats.records += 1
         self._producer.poll(0)
+
+    def produce_tracked(
+        self, topic: str, value: bytes, key: bytes | None = None, headers: list | None = None
+    ) -> Delivery:
+        """Produce one record as is and return its :class:`Delivery`."""
+        delivery = Delivery(self._producer.poll)
+        delivery._add(1)
+        self.produce(topic, value, key, headers, on_delivery=lambda err, msg: delivery._callback(err))
+        delivery._seal()
+        return delivery
+
+    def publish_tracked(
+        self, topic: str, envelopes: Sequence[bytes], key: bytes | str | None = None
+    ) -> Delivery:
+        """Produce ``envelopes`` now, in as few batch records as the bounds allow, apart from
+        the open batches, and return their :class:`Delivery`. An envelope that cannot fit in
+        one Kafka record raises :class:`PublishError` before anything is produced."""
+        if isinstance(key, str):
+            key = key.encode()
+        limit = MAX_MESSAGE_BYTES - 64 * 1024
+        for i, env in enumerate(envelopes):
+            if len(env) + 2 > limit:
+                raise PublishError(
+                    f"event {i} is {len(env)} bytes, more than a Kafka record holds ({limit})"
+                )
+        delivery = Delivery(self._producer.poll)
+        with self._lock:
+            parts: list[bytes] = []
+            size = 2
+            for env in [*envelopes, None]:
+                if parts and (
+                    env is None
+                    or len(parts) >= self.batch_events
+                    or size + len(env) + 1 > self.batch_bytes
+                ):
+                    delivery._add(len(parts))
+                    self.produce(
+                        topic,
+                        b"[" + b",".join(parts) + b"]",
+                        key,
+                        headers=[("falconet-batch", str(len(parts)).encode())],
+                        on_delivery=lambda err, msg: delivery._callback(err),
+                    )
+                    self.stats.events += len(parts)
+                    parts, size = [], 2
+                if env is not None:
+                    parts.append(env)
+                    size += len(env) + 1
+        delivery._seal()
+        return delivery
 
     # -- batching ----------------------------------------------------------------------------
     def publish(self, topic: str, envelope: bytes, key: bytes | str | None = None) -> None:

@@ -74,3 +74,42 @@ def test_backpressure_waits_instead_of_dropping() -> None:
     fake.full_once = True
     pub.publish("t", env(1), key="k")
     assert len(fake.records) == 1 and pub.stats.failed == 0
+
+
+def test_publish_tracked_splits_and_waits_for_every_record() -> None:
+    pub, fake = publisher(batch_events=2, batch_ms=10_000)
+    delivery = pub.publish_tracked("t", [env(i) for i in range(5)], key="k")
+    delivery.wait(1)
+    assert delivery.ok and (delivery.records, delivery.events) == (3, 5)
+    assert [len(orjson.loads(v)) for _, v, _, _ in fake.records] == [2, 2, 1]
+    assert pub.stats.delivered == 3
+
+
+class FailingProducer(FakeProducer):
+    def produce(self, topic, value, key, headers, timestamp, on_delivery) -> None:
+        self.records.append((topic, value, key, headers))
+        on_delivery("broker down" if len(self.records) == 2 else None, None)
+
+
+class SilentProducer(FakeProducer):
+    def produce(self, topic, value, key, headers, timestamp, on_delivery) -> None:
+        self.records.append((topic, value, key, headers))  # never acknowledged
+
+
+def test_publish_tracked_reports_failures_and_timeouts() -> None:
+    import pytest
+
+    from falconet.errors import PublishError
+
+    pub = Publisher(KafkaSettings("127.0.0.1:1"), batch_events=1)
+    pub._producer = FailingProducer()  # type: ignore[assignment]
+    with pytest.raises(PublishError, match="1 of 3 records were not delivered: broker down"):
+        pub.publish_tracked("t", [env(i) for i in range(3)]).wait(1)
+    assert pub.stats.failed == 1
+
+    pub._producer = SilentProducer()  # type: ignore[assignment]
+    with pytest.raises(PublishError, match="did not acknowledge 1 of 1 records"):
+        pub.publish_tracked("t", [env(0)]).wait(0.2)
+
+    with pytest.raises(PublishError, match="more than a Kafka record holds"):
+        pub.publish_tracked("t", [b"x" * (20 * 1024 * 1024)])

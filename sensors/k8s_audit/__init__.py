@@ -1,0 +1,1 @@
+"""The Kubernetes audit webhook: an HTTPS endpoint for the API server's audit webhook backend."""
