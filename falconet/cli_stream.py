@@ -195,7 +195,8 @@ def rules_status(ctx: click.Context, as_json: bool) -> None:
             f"{r.get('worker', '?')}: {r.get('state', '?')}, rules {rules.get('version') or '-'} "
             f"({rules.get('origin', '')}, {rules.get('rules', 0)} rules), "
             f"{counters.get('events', 0)} events, {counters.get('detections', 0)} detections, "
-            f"{counters.get('dead_letters', 0)} dead letters, updated {age:.0f}s ago"
+            f"{counters.get('dead_letters', 0)} dead letters, "
+            f"lag {sum(r.get('lag', {}).values())} records, updated {age:.0f}s ago"
         )
         if rules.get("refused_version"):
             line += f"; REFUSED {rules['refused_version']}"

@@ -36,6 +36,7 @@ from falconet.kafka import MAX_MESSAGE_BYTES, KafkaSettings
 
 from . import metrics
 from .dlq import Origin, dlq_record
+from .lag import LagError, LagProbe
 from .pipeline import Pipeline
 from .rulesets import Ruleset, RulesetHolder, RulesFollower
 from .topics import DETECTIONS, DLQ, META_TABLES, STATUS, events_topic, meta_topic
@@ -75,6 +76,20 @@ class StatusReporter(threading.Thread):
         self._wake = threading.Event()
         self._halt = threading.Event()
         self._producer = Producer(settings.confluent(**{"acks": "all"}))
+        self.lag: dict[str, int] = {}
+        self._lag_probe = LagProbe(
+            settings, settings.topic("worker"), [settings.topic(events_topic(s)) for s in SOURCES]
+        )
+
+    def measure_lag(self) -> None:
+        """Refresh the group's consumer lag (metric and status record)."""
+        try:
+            self.lag = self._lag_probe.measure()
+        except LagError as exc:
+            log.warning("%s", exc)
+            return
+        for topic, behind in self.lag.items():
+            metrics.LAG.labels(topic).set(behind)
 
     def snapshot(self, state: str) -> dict[str, Any]:
         r = self.holder.state
@@ -95,6 +110,7 @@ class StatusReporter(threading.Thread):
                 "refused_errors": r.refused_errors[:5],
             },
             "counters": dict(self.counters),
+            "lag": dict(self.lag),
         }
 
     def publish(self, state: str = "running") -> None:
@@ -111,6 +127,7 @@ class StatusReporter(threading.Thread):
     def run(self) -> None:
         while not self._halt.is_set():
             try:
+                self.measure_lag()
                 self.publish()
             except Exception:
                 log.exception("status publish failed")
@@ -125,6 +142,7 @@ class StatusReporter(threading.Thread):
             self.publish("stopped")
         finally:
             self._producer.flush(10)
+            self._lag_probe.close()
 
 
 def build_app(cfg: Config, settings: KafkaSettings, pipeline: Pipeline, worker_id: str,

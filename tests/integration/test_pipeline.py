@@ -122,6 +122,8 @@ def test_two_workers_share_the_partitions(stack: Stack) -> None:
     st = status_of(stack)
     total = sum(st[w]["counters"]["events"] for w in ("w1", "w2"))
     assert total >= 1200
+    # each worker reports the group's consumer lag per event topic
+    assert set(st["w1"]["lag"]) == {stack.topic(events_topic(s)) for s in ("syscall", "aws_cloudtrail", "k8s_audit")}
 
 
 def test_tables_enrich_and_recover_after_restart(stack: Stack) -> None:
