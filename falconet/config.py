@@ -190,6 +190,102 @@ SETTINGS: tuple[Setting, ...] = (
     # -- sensor.cloudtrail (the CloudTrail collector) ---------------------------------------
     # -- end sensor.cloudtrail
     # -- sensor.k8s_audit (the audit webhook) -----------------------------------------------
+    Setting(
+        "k8s_audit.listen_address",
+        "0.0.0.0",
+        str,
+        "Address the audit webhook listens on (`::` for IPv6 and IPv4).",
+    ),
+    Setting("k8s_audit.port", 9765, int, "Port of the audit webhook (the Falco k8saudit plugin's)."),
+    Setting("k8s_audit.path", "/k8s-audit", str, "URL path the API server posts its audit batches to."),
+    Setting(
+        "k8s_audit.tls_cert_file",
+        "",
+        str,
+        "Server certificate (PEM, chain included); required unless `k8s_audit.insecure_http`. "
+        "Reloaded when the file changes.",
+    ),
+    Setting(
+        "k8s_audit.tls_key_file",
+        "",
+        str,
+        "Private key of the server certificate (default: `k8s_audit.tls_cert_file`, a combined "
+        "PEM like Falco's `falco.pem`).",
+    ),
+    Setting(
+        "k8s_audit.client_ca_file",
+        "",
+        str,
+        "CA bundle for client certificates: when set, every webhook request needs a client "
+        "certificate this CA signed; one from another CA fails the TLS handshake.",
+    ),
+    Setting(
+        "k8s_audit.allowed_cns",
+        "",
+        str,
+        "Comma-separated subject common names a client certificate may carry (empty: any the "
+        "CA signed); others get 403.",
+    ),
+    Setting(
+        "k8s_audit.token",
+        "",
+        str,
+        "Bearer token every webhook request must carry; environment only (or "
+        "`k8s_audit.token_file`).",
+        secret=True,
+    ),
+    Setting(
+        "k8s_audit.token_file",
+        "",
+        str,
+        "File holding the bearer token (read again when it changes).",
+    ),
+    Setting(
+        "k8s_audit.insecure_http",
+        False,
+        bool,
+        "Serve plain HTTP instead of HTTPS: development only (`--insecure-http`).",
+    ),
+    Setting(
+        "k8s_audit.max_request_bytes",
+        12 * 1024 * 1024,
+        int,
+        "Largest request body; a larger one gets 413 without being read (the API server's "
+        "batches are at most `--audit-webhook-truncate-max-batch-size`, 10 MiB, when it truncates).",
+    ),
+    Setting(
+        "k8s_audit.cluster",
+        "",
+        str,
+        "Cluster name stored in every envelope and used as the Kafka key (empty: no `cluster`, "
+        "and the webhook's host name as the key).",
+    ),
+    Setting(
+        "k8s_audit.publish_timeout_ms",
+        10_000,
+        int,
+        "How long a request waits for Kafka to acknowledge its events before it gets 503 (stay "
+        "well under the API server's 30 s webhook timeout).",
+    ),
+    Setting(
+        "k8s_audit.retry_after",
+        5,
+        int,
+        "Seconds in the `Retry-After` header of 503 and 429 answers (the API server retries a "
+        "503 only when it carries one).",
+    ),
+    Setting(
+        "k8s_audit.max_inflight",
+        16,
+        int,
+        "Requests handled at once; more get 429 with `Retry-After`, which the API server retries.",
+    ),
+    Setting(
+        "k8s_audit.metrics_port",
+        0,
+        int,
+        "Port of the Prometheus `/metrics` endpoint of the webhook (0: off).",
+    ),
     # -- end sensor.k8s_audit
 )
 

@@ -102,6 +102,7 @@ class Emitter:
         *,
         source: str | None = None,
         details: Any = None,
+        index: int | None = None,
         wait: bool = False,
     ) -> Delivery:
         """Record an unusable input on the DLQ (stage ``decode``) and count it as an error."""
@@ -109,7 +110,14 @@ class Emitter:
         self.stats.last_error = reason
         log.warning("sensor.dead_letter sensor=%s reason=%s", self.sensor, reason)
         record = dlq_record(
-            "decode", reason, None, original, f"sensor:{self.sensor}", source=source, details=details
+            "decode",
+            reason,
+            None,
+            original,
+            f"sensor:{self.sensor}",
+            index=index,
+            source=source,
+            details=details,
         )
         delivery = self.publisher.produce_tracked(self.dlq_topic, record)
         if wait:
@@ -219,8 +227,8 @@ def run_sensor(
         sensor.name, s.events, s.drops, s.errors, p.records, p.delivered, p.failed,
         time.monotonic() - started,
     )
-    if p.failed:
-        raise FalconetError(f"{p.failed} Kafka records could not be delivered: {p.last_error}")
+    if p.lost:  # failures of tracked records were answered to their source (e.g. a 503)
+        raise FalconetError(f"{p.lost} Kafka records could not be delivered: {p.last_error}")
     return s
 
 

@@ -46,6 +46,7 @@ class PublisherStats:
     events: int = 0  # events in them
     delivered: int = 0  # records the broker acknowledged
     failed: int = 0  # records that could not be delivered
+    lost: int = 0  # of those, records nobody else was told about (not tracked, or left at close)
     last_error: str = ""
 
 
@@ -184,6 +185,11 @@ class Publisher:
             self.stats.last_error = str(err)
             log.error("delivery failed topic=%s error=%s", msg.topic() if msg else "?", err)
 
+    def _delivered_untracked(self, err: Any, msg: Any) -> None:
+        self._delivered(err, msg)
+        if err is not None:
+            self.stats.lost += 1
+
     def produce(
         self,
         topic: str,
@@ -196,12 +202,12 @@ class Publisher:
         """Produce one record as is (no batching), waiting for room when the queue is full.
         ``timestamp`` (ms) keeps a replayed record's original time; 0 means now.
         ``on_delivery(err, msg)`` is called after the publisher's own accounting."""
-        callback = self._delivered
+        callback = self._delivered_untracked
         if on_delivery is not None:
 
             def callback(err: Any, msg: Any) -> None:
                 self._delivered(err, msg)
-                on_delivery(err, msg)
+                on_delivery(err, msg)  # the caller learns of a failure and handles it
 
         while True:
             try:
@@ -321,6 +327,7 @@ class Publisher:
         if remaining:
             log.error("publisher closed with %d records undelivered", remaining)
             self.stats.failed += remaining
+            self.stats.lost += remaining
         self._producer = None  # type: ignore[assignment]
 
     def __enter__(self) -> Publisher:

@@ -113,3 +113,15 @@ def test_publish_tracked_reports_failures_and_timeouts() -> None:
 
     with pytest.raises(PublishError, match="more than a Kafka record holds"):
         pub.publish_tracked("t", [b"x" * (20 * 1024 * 1024)])
+
+
+def test_only_untracked_failures_count_as_lost() -> None:
+    pub = Publisher(KafkaSettings("127.0.0.1:1"), batch_events=1)
+    pub._producer = FailingProducer()  # type: ignore[assignment]
+    delivery = pub.publish_tracked("t", [env(0), env(1)])  # the 2nd record fails, the caller knows
+    assert delivery.errors == ["broker down"]
+    assert (pub.stats.failed, pub.stats.lost) == (1, 0)
+    pub._producer = FailingProducer()  # type: ignore[assignment]
+    pub.publish("t", env(2))
+    pub.publish("t", env(3))  # batch_events=1: each publish sends; the 2nd fails, nobody is told
+    assert (pub.stats.failed, pub.stats.lost) == (2, 1)
