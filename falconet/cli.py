@@ -65,8 +65,8 @@ def main(ctx: click.Context, config_path: str | None) -> None:
     multiple=True,
     required=True,
     metavar="PATH",
-    help="Events file: JSON lines, CloudTrail log (.json/.json.gz), Kubernetes audit log; "
-    "'-' for stdin. Repeatable.",
+    help="Events file: JSON lines, CloudTrail log (.json/.json.gz), Kubernetes audit log, "
+    "libscap capture (.scap, from Falco or sysdig); '-' for stdin. Repeatable.",
 )
 @click.option(
     "--rule-matching",

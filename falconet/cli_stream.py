@@ -241,7 +241,8 @@ def replay(ctx: click.Context, files: tuple[str, ...], topic: str | None, speed:
     """Replay recorded events or records into Kafka.
 
     FILES are event files (what `falconet run --input` reads: falconet JSON lines,
-    CloudTrail logs, Kubernetes audit logs) or files written by `falconet record`.
+    CloudTrail logs, Kubernetes audit logs, .scap captures) or files written by
+    `falconet record`.
     """
     from falconet.inputs import RecordDecoder
     from falconet.sensors.publisher import Publisher

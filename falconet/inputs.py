@@ -7,7 +7,9 @@
   ``Event`` or an ``EventList``;
 * one JSON document: a CloudTrail log file, a JSON array of CloudTrail records or audit
   events, an audit ``Event``/``EventList`` (pretty-printed is fine);
-* either of them gzip-compressed (detected by the gzip magic bytes); ``-`` is stdin.
+* either of them gzip-compressed (detected by the gzip magic bytes); ``-`` is stdin;
+* a libscap capture (``.scap``, as Falco and sysdig write them, gzip or not), detected by
+  its section-header magic: its syscall events are replayed (``falconet.sensors.scap``).
 
 A record that cannot be read is reported through ``on_problem`` with its file and line
 and skipped; reading goes on. The envelope format is documented in ``docs/events.md``.
@@ -35,6 +37,7 @@ from .event import AWS_CLOUDTRAIL, K8S_AUDIT, SOURCES, Event
 DEFAULT_MAX_RECORD_BYTES = 16 * 1024 * 1024
 
 _GZIP_MAGIC = b"\x1f\x8b"
+_SCAP_MAGIC = b"\x0a\x0d\x0d\x0a"  # libscap section header block type, little-endian
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,6 +341,9 @@ def read_events(
     origin = {"kind": "file", "path": name}
     f = _open(path)
     try:
+        if _is_scap(f):
+            yield from _scap_events(f, name, decoder, on_problem)
+            return
         first = _readline(f, max_record_bytes)
         lineno = 1
         while first is not None and not first[1] and not first[0].strip():
@@ -384,6 +390,24 @@ def read_events(
     finally:
         if path != "-":
             f.close()
+
+
+def _is_scap(f: IO[bytes]) -> bool:
+    peek = getattr(f, "peek", None)
+    return peek is not None and peek(4)[:4] == _SCAP_MAGIC
+
+
+def _scap_events(
+    f: IO[bytes], name: str, decoder: RecordDecoder, on_problem: Callable[[Problem], None]
+) -> Iterator[Event]:
+    """The events of a capture; a truncated or corrupt capture is reported (with the byte
+    offset) after the events before the damage."""
+    from falconet.sensors.scap import read_scap  # the reader is only loaded for captures
+
+    try:
+        yield from read_scap(f, name=name, default_host=decoder.host)  # type: ignore[arg-type]
+    except InputError as exc:
+        on_problem(Problem(name, 0, str(exc).removeprefix(f"{name}: ")))
 
 
 def _readline(f: IO[bytes], limit: int) -> tuple[bytes, bool] | None:

@@ -3,7 +3,8 @@
 Two kinds of file are understood, by content:
 
 * **event files** — anything `falconet run --input` reads (falconet JSON lines, CloudTrail
-  logs, Kubernetes audit logs, gzip or not): events are published in batches to the events
+  logs, Kubernetes audit logs, libscap ``.scap`` captures, gzip or not): events are
+  published in batches to the events
   topic of their source (or to ``--topic``), keyed like a sensor keys them (the host for
   syscalls, the account for CloudTrail, the cluster for audit events);
 * **record files** written by `falconet record` — each record is produced again as it was

@@ -131,13 +131,19 @@ def test_gke_overlay_appends(corpus: Path) -> None:
 
 
 # -- Falco's own loader test cases ------------------------------------------------------------
-def _load_only_cases() -> list[dict]:
+def falco_cases() -> list[dict]:
+    """Every case of Falco's legacy tests (falco-tests/expectations.json), in file order;
+    the load-only cases run here, the capture-based ones in test_falco_captures.py."""
     from tests.conftest import corpus_dir
 
     path = corpus_dir() / "falco-tests" / "expectations.json"
     if not path.is_file():
         return []
-    return [c for c in json.loads(path.read_text()) if not c["captures"]]
+    return list(json.loads(path.read_text()))
+
+
+def _load_only_cases() -> list[dict]:
+    return [c for c in falco_cases() if not c["captures"]]
 
 
 CASES = _load_only_cases()
