@@ -188,6 +188,85 @@ SETTINGS: tuple[Setting, ...] = (
     # -- sensor.syscall (the eBPF sensor) ---------------------------------------------------
     # -- end sensor.syscall
     # -- sensor.cloudtrail (the CloudTrail collector) ---------------------------------------
+    Setting(
+        "cloudtrail.sqs_queue_url",
+        "",
+        str,
+        "SQS queue of the S3 notifications (direct or via SNS) announcing new log files; one "
+        "source of three (or `cloudtrail.bucket`, or `cloudtrail.directory`).",
+    ),
+    Setting(
+        "cloudtrail.bucket",
+        "",
+        str,
+        "Bucket whose log files are found by listing it every `cloudtrail.poll_seconds`.",
+    ),
+    Setting(
+        "cloudtrail.prefix",
+        "",
+        str,
+        "With `cloudtrail.bucket`: only keys under this prefix (e.g. `AWSLogs/` or "
+        "`AWSLogs/o-abc/123456789012/`).",
+    ),
+    Setting("cloudtrail.directory", "", str, "Local directory of log files to follow."),
+    Setting(
+        "cloudtrail.region",
+        "",
+        str,
+        "AWS region of the queue and bucket (default: the standard AWS chain, else the "
+        "queue URL's). Credentials always come from the standard AWS chain.",
+    ),
+    Setting(
+        "cloudtrail.endpoint_url",
+        "",
+        str,
+        "Endpoint override for S3 and SQS (MinIO, LocalStack, a VPC endpoint).",
+    ),
+    Setting(
+        "cloudtrail.checkpoint_file",
+        "",
+        str,
+        "Where the collector records the log files it published (default: "
+        "`~/.local/state/falconet/cloudtrail-checkpoint.jsonl`); one per collector.",
+    ),
+    Setting(
+        "cloudtrail.poll_seconds",
+        60,
+        int,
+        "Seconds between two listings of the bucket or scans of the directory.",
+    ),
+    Setting(
+        "cloudtrail.since",
+        "",
+        str,
+        "With `cloudtrail.bucket`: a date (`YYYY-MM-DD`); older day folders are not read on "
+        "the first run. Empty: everything.",
+    ),
+    Setting(
+        "cloudtrail.max_in_flight",
+        4,
+        int,
+        "Most log files being read or awaiting Kafka's acknowledgement at once.",
+    ),
+    Setting(
+        "cloudtrail.sqs_wait_seconds",
+        20,
+        int,
+        "Long-poll wait of one SQS receive (0–20 s).",
+    ),
+    Setting(
+        "cloudtrail.visibility_seconds",
+        300,
+        int,
+        "SQS visibility timeout of received messages; extended while their log files are "
+        "in flight.",
+    ),
+    Setting(
+        "cloudtrail.metrics_port",
+        0,
+        int,
+        "Port of the collector's Prometheus `/metrics` endpoint (0: off).",
+    ),
     # -- end sensor.cloudtrail
     # -- sensor.k8s_audit (the audit webhook) -----------------------------------------------
     Setting(
