@@ -1,5 +1,5 @@
 """``python -m falconet`` runs the command line."""
 
-from falconet.cli import main
+from falconet.cli import entry
 
-main(prog_name="falconet")
+entry()

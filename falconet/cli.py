@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -43,9 +42,6 @@ def main(ctx: click.Context, config_path: str | None) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["config_path"] = config_path
-    # a closed stdout (e.g. piping into `head`) ends the run quietly
-    if hasattr(signal, "SIGPIPE"):
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 
 
 @main.command()
@@ -391,5 +387,19 @@ def _register() -> None:
 _register()
 
 
+def entry() -> None:
+    """The installed ``falconet`` command.
+
+    A closed stdout (piping into ``head``) ends the process quietly, as for any Unix
+    tool. This is set here, in the process entry point only: doing it inside the click
+    group would also change the disposition of whatever process calls the group (a test
+    runner, an embedding service), which would then die on the next write to a socket
+    whose peer has gone.
+    """
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    main(prog_name="falconet")
+
+
 if __name__ == "__main__":  # pragma: no cover
-    main(prog_name=os.path.basename(sys.argv[0]))
+    entry()

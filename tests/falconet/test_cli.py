@@ -187,3 +187,34 @@ def test_python_dash_m() -> None:
     out = subprocess.run([sys.executable, "-m", "falconet", "--version"], capture_output=True, text=True,
                          timeout=60, check=False)  # fmt: skip
     assert out.returncode == 0 and __version__ in out.stdout
+
+
+def test_calling_the_group_in_process_leaves_sigpipe_alone() -> None:
+    """Only the process entry point restores SIGPIPE; a test runner or service that
+    calls the group must keep Python's 'ignore', or a later write to a socket whose
+    peer has gone would kill it (a CI run died of exactly this)."""
+    import signal
+
+    before = signal.getsignal(signal.SIGPIPE)
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0
+    assert signal.getsignal(signal.SIGPIPE) == before == signal.SIG_IGN
+
+
+def test_installed_command_ends_quietly_when_stdout_closes(tmp_path: Path) -> None:
+    """`falconet run ... | head -1` ends without a BrokenPipe traceback: the output
+    (several hundred KiB) is far larger than the pipe buffer, so the writer does hit
+    the closed pipe."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES)
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\n".join(event(i, "bash") for i in range(5000)) + b"\n")
+    proc = subprocess.run(
+        f"{sys.executable} -m falconet run -r {rules} -i {events} | head -1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert json.loads(proc.stdout)["rule"] == "Shell spawned"
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
