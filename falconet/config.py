@@ -186,6 +186,51 @@ SETTINGS: tuple[Setting, ...] = (
         "Where the worker keeps local state (default: a folder under the user's cache dir).",
     ),
     # -- sensor.syscall (the eBPF sensor) ---------------------------------------------------
+    Setting(
+        "syscall.host",
+        "",
+        str,
+        "Node name put in each syscall event (`host`, the Kafka key). Default: the host name; "
+        "in Kubernetes pass the node name (`spec.nodeName`).",
+    ),
+    Setting(
+        "syscall.rules",
+        "",
+        str,
+        "Comma-separated rule files or folders: the kernel reports only the event types their "
+        "rules can match. Empty: every event type the sensor supports.",
+    ),
+    Setting(
+        "syscall.ring_mb",
+        64,
+        int,
+        "Size of the BPF ring buffer in MiB (a power of two); about 130,000 records per 64 MiB.",
+    ),
+    Setting(
+        "syscall.poll_ms",
+        10,
+        int,
+        "Interval between two reads of the ring buffer (ms, 1-1000): the longest an event "
+        "waits in the kernel.",
+    ),
+    Setting(
+        "syscall.env",
+        True,
+        bool,
+        "Send the environment of executed processes (`proc.env` of execve events).",
+    ),
+    Setting(
+        "syscall.metrics_port",
+        0,
+        int,
+        "Port of the sensor's Prometheus `/metrics` endpoint (0: off).",
+    ),
+    Setting(
+        "syscall.object",
+        "",
+        str,
+        "Path of the compiled BPF object to load. Default: the one shipped with falconet.",
+    ),
     # -- end sensor.syscall
     # -- sensor.cloudtrail (the CloudTrail collector) ---------------------------------------
     Setting(

@@ -1,0 +1,354 @@
+#!/usr/bin/env python3
+"""Cost and capacity of the eBPF syscall sensor, all the way to Kafka.
+
+Runs `falconet sensor syscall` (the real CLI, publishing to FALCONET_KAFKA_BOOTSTRAP under a
+topic prefix of its own) pinned to CPU 0, and a C workload pinned to CPU 1:
+
+1. **open/close loop**: N open()+close() pairs (default 1,000,000), median ns per pair of
+   several runs in each configuration, alternated so noise hits them alike:
+   ``off`` (no sensor), ``filtered`` (hooks attached, the loaded rules need no openat: the
+   kernel drops the events), ``captured`` (every openat captured, decoded, enriched and
+   published; the ring is sized to hold the whole run, so nothing is dropped and the
+   consumer runs flat out on its core during the loop).
+2. **sustained rate**: the workload paces itself at R opens/s (default 300,000) for S
+   seconds with the default 64 MiB ring; reports the events published per second, the
+   kernel drops, and the sensor's CPU time (all its threads, librdkafka included) per
+   wall second. Then an unpaced run gives the sensor's capacity (events published per
+   second while its ring stays full) and what it drops then.
+3. **realistic workload**: compiling a generated C project (F files, each including common
+   libc headers) with cc, off vs on (the stable Falco rules' event types), median of runs.
+
+    sudo .venv/bin/python bench/sensor_overhead.py [--pairs 1000000] [--runs 5]
+          [--rate 300000] [--seconds 5] [--files 60] [--skip compile,rate,loop]
+
+Needs root (or CAP_BPF + CAP_PERFMON), a C compiler, taskset, and a Kafka broker
+(FALCONET_KAFKA_BOOTSTRAP; the bench fails if none is reachable). Prints the figures with
+the machine's load; on a shared machine trust medians and ratios, not single runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from falconet.sensors.syscall.metrics import scrape  # noqa: E402
+
+STABLE = ROOT.parent / "shared" / "corpus" / "falco" / "falcosecurity-rules" / "rules" / "falco_rules.yaml"
+
+WORKLOAD_C = r"""
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec / 1e9;
+}
+/* usage: workload PAIRS [RATE]  - prints wall and CPU ns per open+close pair */
+int main(int argc, char **argv) {
+    long n = atol(argv[1]);
+    double rate = argc > 2 ? atof(argv[2]) : 0;
+    const char *path = "/etc/hostname";
+    double start = now();
+    for (long i = 0; i < n; i++) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0)
+            close(fd);
+        if (rate > 0 && (i & 255) == 255) {
+            double due = start + (i + 1) / rate;
+            while (now() < due) {
+                struct timespec s = {0, 50000};
+                nanosleep(&s, NULL);
+            }
+        }
+    }
+    double wall = now() - start;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+    printf("%.1f %.1f\n", wall * 1e9 / n, cpu * 1e9 / n);
+    return 0;
+}
+"""
+
+OPENAT_RULE = """
+- rule: bench openat
+  desc: makes the sensor capture every openat
+  condition: evt.type=openat and fd.name=/nonexistent/falconet-bench
+  output: "%fd.name"
+  priority: DEBUG
+"""
+EXEC_ONLY_RULE = """
+- rule: bench exec only
+  desc: needs execve only, so openat is filtered in the kernel
+  condition: evt.type=execve and proc.name=falconet-bench
+  output: "%proc.name"
+  priority: DEBUG
+"""
+
+
+def sh(cmd: list[str], **kw) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
+
+
+def load() -> str:
+    return open("/proc/loadavg").read().split(" ", 3)[:3].__str__()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (all threads)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Sensor:
+    """`falconet sensor syscall` as a process, with its metrics."""
+
+    def __init__(self, rules: Path, ring_mb: int, workdir: Path, prefix: str, cpu: str) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.log_path = workdir / f"sensor-{self.port}.log"
+        env = dict(os.environ, FALCONET_KAFKA_TOPIC_PREFIX=prefix)
+        cmd = ["taskset", "-c", cpu, sys.executable, "-m", "falconet", "sensor", "syscall",
+               "--rules", str(rules), "--host", "bench", "--metrics-port", str(self.port),
+               "--ring-mb", str(ring_mb), "--log-level", "warning"]  # fmt: skip
+        self.log = open(self.log_path, "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
+        deadline = time.monotonic() + 60
+        while True:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"the sensor exited: {self.log_path.read_text()}")
+            try:
+                self.metrics()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("the sensor did not start in 60 s") from None
+                time.sleep(0.2)
+
+    def metrics(self) -> dict[str, float]:
+        return {k.replace('{sensor="syscall"}', ""): v for k, v in scrape(self.port).items()}
+
+    def events(self) -> float:
+        return self.metrics()["falconet_sensor_events_total"]
+
+    def drain(self, quiet: float = 0.5, timeout: float = 120) -> None:
+        """Wait until the ring is empty and no event was published for ``quiet`` seconds."""
+        deadline = time.monotonic() + timeout
+        last = -1.0
+        while time.monotonic() < deadline:
+            m = self.metrics()
+            if m["falconet_sensor_events_total"] == last and m["falconet_sensor_syscall_ring_fill_ratio"] == 0:
+                return
+            last = m["falconet_sensor_events_total"]
+            time.sleep(quiet)
+
+    def stop(self) -> dict[str, float]:
+        m = self.metrics()
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(120)
+        self.log.close()
+        if self.proc.returncode != 0:
+            print(self.log_path.read_text(), file=sys.stderr)
+        return m
+
+
+def workload(binary: Path, pairs: int, rate: float = 0) -> tuple[float, float, float]:
+    """(wall ns per pair, CPU ns per pair, wall seconds) of one run pinned to CPU 1."""
+    t0 = time.monotonic()
+    wall, cpu = sh(["taskset", "-c", "1", str(binary), str(pairs), str(rate)]).stdout.split()
+    return float(wall), float(cpu), time.monotonic() - t0
+
+
+class KernelOnly:
+    """The BPF program attached and emitting every openat into a ring big enough for the
+    whole run, read by nobody: the kernel side's cost alone."""
+
+    def __init__(self, ring_mb: int) -> None:
+        from falconet.sensors.syscall import records as R
+        from falconet.sensors.syscall.libbpf import BpfObject
+        from falconet.sensors.syscall.sensor import PROGRAMS, default_object
+        from falconet.sensors.syscall.syscalls import plan
+
+        self.obj = BpfObject(default_object())
+        self.obj.set_max_entries("events", ring_mb << 20)
+        self.obj.load()
+        self.obj.map("fn_cfg").update(
+            b"\0" * 4, R.settings_value(plan({"openat"}).bitmap(), os.getpid(), 0, 1, False)
+        )
+        for prog in PROGRAMS:
+            self.obj.attach(prog)
+
+    def close(self) -> None:
+        self.obj.close()
+
+
+def bench_loop(binary: Path, args: argparse.Namespace, work: Path, prefix: str) -> None:
+    rules = {"filtered": work / "exec-only.yaml", "captured": work / "openat.yaml"}
+    modes = ("off", "filtered", "kernel", "captured")
+    wall: dict[str, list[float]] = {m: [] for m in modes}
+    cpu: dict[str, list[float]] = {m: [] for m in modes}
+    drops = 0.0
+    ring_mb = 1 << (args.pairs * 520 // (1 << 20) + 64 - 1).bit_length()
+    for run in range(args.runs):
+        for mode in modes:
+            sensor = None
+            kernel = None
+            if mode == "kernel":
+                kernel = KernelOnly(ring_mb)
+            elif mode != "off":
+                sensor = Sensor(rules[mode], ring_mb if mode == "captured" else 16, work, prefix, "0")
+            w, c, _s = workload(binary, args.pairs)
+            wall[mode].append(w)
+            cpu[mode].append(c)
+            if kernel is not None:
+                kernel.close()
+            if sensor is not None:
+                sensor.drain()
+                m = sensor.stop()
+                if mode == "captured":
+                    drops += m["falconet_sensor_drops_total"]
+        print(f"  run {run + 1}: " + ", ".join(f"{k} {wall[k][-1]:.0f}/{cpu[k][-1]:.0f} ns" for k in modes), flush=True)
+    base_w, base_c = statistics.median(wall["off"]), statistics.median(cpu["off"])
+    print(f"\nopen/close loop, {args.pairs:,} pairs, median of {args.runs} (load {load()}):")
+    print(f"  {'configuration':58s} {'wall ns':>8s} {'ratio':>6s} {'CPU ns':>8s} {'ratio':>6s}")
+    for mode, label in (
+        ("off", "no sensor"),
+        ("filtered", "sensor running, openat filtered in the kernel"),
+        ("kernel", f"every openat emitted, nobody reading ({ring_mb} MiB ring)"),
+        ("captured", f"every openat captured + published ({ring_mb} MiB ring)"),
+    ):
+        w, c = statistics.median(wall[mode]), statistics.median(cpu[mode])
+        print(f"  {label:58s} {w:8.0f} {w / base_w:6.2f} {c:8.0f} {c / base_c:6.2f}")
+    print(f"  kernel drops while capturing: {drops:.0f}")
+    print("  (wall: the loop's elapsed time; CPU: its own user+system time, which leaves out "
+          "being preempted by the Kafka broker and other tenants of this machine)")
+
+
+def broker_pid() -> int | None:
+    """The local Kafka broker's pid, to show what it costs on this shared machine."""
+    r = subprocess.run(["pgrep", "-f", "kafka.Kafka"], capture_output=True, text=True)
+    pids = [int(p) for p in r.stdout.split()]
+    return pids[0] if pids else None
+
+
+def bench_rate(binary: Path, args: argparse.Namespace, work: Path, prefix: str) -> None:
+    print(f"\nsustained rate, default 64 MiB ring, sensor pinned to CPU 0 (load {load()}):")
+    broker = broker_pid()
+    for rate in (args.rate, 0):
+        sensor = Sensor(work / "openat.yaml", 64, work, prefix, "0")
+        pairs = int(args.rate * args.seconds)
+        m0 = sensor.metrics()
+        c0, b0 = cpu_seconds(sensor.proc.pid), cpu_seconds(broker) if broker else 0.0
+        t0 = time.monotonic()
+        _ns, _cpu, wall = workload(binary, pairs, rate)
+        t1 = time.monotonic()
+        m1 = sensor.metrics()
+        c1, b1 = cpu_seconds(sensor.proc.pid), cpu_seconds(broker) if broker else 0.0
+        sensor.drain(quiet=0.2)
+        t2 = time.monotonic()
+        m2 = sensor.stop()
+        during = m1["falconet_sensor_events_total"] - m0["falconet_sensor_events_total"]
+        total = m2["falconet_sensor_events_total"] - m0["falconet_sensor_events_total"]
+        drops = m2["falconet_sensor_drops_total"] - m0["falconet_sensor_drops_total"]
+        label = f"paced at {rate:,.0f} opens/s" if rate else "unpaced (capacity)"
+        print(f"  {label}: workload produced {pairs / wall:,.0f} events/s for {wall:.2f} s")
+        print(f"    while it ran: sensor published {during / (t1 - t0):,.0f} events/s using "
+              f"{(c1 - c0) / (t1 - t0):.2f} cores (all its threads, librdkafka included); "
+              f"the Kafka broker used {(b1 - b0) / (t1 - t0):.2f} cores")
+        print(f"    in all: {total:,.0f} events published, {drops:,.0f} dropped in the kernel, "
+              f"ring fill max {m2['falconet_sensor_syscall_ring_fill_ratio_max']:.2f}, "
+              f"drained {t2 - t1:.2f} s after the workload ended (incl. a 0.2 s quiet check), "
+              f"publish errors {m2['falconet_sensor_publish_errors_total']:.0f}", flush=True)
+
+
+def bench_compile(args: argparse.Namespace, work: Path, prefix: str) -> None:
+    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    project = work / "project"
+    project.mkdir(exist_ok=True)
+    headers = "#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n#include <math.h>\n" \
+              "#include <pthread.h>\n#include <sys/socket.h>\n#include <netinet/in.h>\n"  # fmt: skip
+    for i in range(args.files):
+        (project / f"f{i}.c").write_text(
+            headers + f"int f{i}(int x) {{ char b[64]; snprintf(b, sizeof b, \"%d\", x); "
+            f"return (int)strlen(b) + (int)sqrt((double)x) + {i}; }}\n"
+        )
+
+    def build() -> float:
+        t0 = time.monotonic()
+        for i in range(args.files):
+            sh([cc, "-O1", "-c", str(project / f"f{i}.c"), "-o", str(project / f"f{i}.o")])
+        return time.monotonic() - t0
+
+    off, on = [], []
+    build()  # warm the page cache
+    rules = STABLE if STABLE.exists() else work / "openat.yaml"
+    for _ in range(args.runs):
+        off.append(build())
+        sensor = Sensor(rules, 64, work, prefix, "0")
+        on.append(build())
+        sensor.drain()
+        m = sensor.stop()
+    a, b = statistics.median(off), statistics.median(on)
+    print(f"\ncompiling {args.files} C files with {Path(cc).name} -O1, median of {args.runs} "
+          f"(sensor with the stable rules' event types; load {load()}):")
+    print(f"  no sensor {a:.2f} s, with sensor {b:.2f} s: overhead {100 * (b / a - 1):+.1f} % "
+          f"({m['falconet_sensor_events_total']:.0f} events in the last run, drops "
+          f"{m['falconet_sensor_drops_total']:.0f})")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pairs", type=int, default=1_000_000)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--rate", type=float, default=300_000)
+    ap.add_argument("--seconds", type=float, default=5)
+    ap.add_argument("--files", type=int, default=60)
+    ap.add_argument("--skip", default="", help="comma-separated: loop, rate, compile")
+    args = ap.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    if os.geteuid() != 0:
+        raise SystemExit("run as root: the sensor loads BPF programs")
+    if not os.environ.get("FALCONET_KAFKA_BOOTSTRAP"):
+        raise SystemExit("set FALCONET_KAFKA_BOOTSTRAP to a Kafka broker (events go all the way there)")
+    prefix = f"bench{os.getpid()}."
+    print(f"$ {' '.join([Path(sys.executable).name, *sys.argv])}")
+    print(f"{os.uname().release}, {os.cpu_count()} CPUs, load {load()}, Kafka {os.environ['FALCONET_KAFKA_BOOTSTRAP']}")
+    env = dict(os.environ, FALCONET_KAFKA_TOPIC_PREFIX=prefix)
+    sh([sys.executable, "-m", "falconet", "topics", "create"], env=env, cwd=ROOT)
+    with tempfile.TemporaryDirectory(prefix="falconet-bench-") as tmp:
+        work = Path(tmp)
+        (work / "openat.yaml").write_text(OPENAT_RULE)
+        (work / "exec-only.yaml").write_text(EXEC_ONLY_RULE)
+        (work / "workload.c").write_text(WORKLOAD_C)
+        binary = work / "workload"
+        cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+        if not cc:
+            raise SystemExit("a C compiler is needed for the workloads")
+        sh([cc, "-O2", "-o", str(binary), str(work / "workload.c")])
+        if "loop" not in skip:
+            bench_loop(binary, args, work, prefix)
+        if "rate" not in skip:
+            bench_rate(binary, args, work, prefix)
+        if "compile" not in skip:
+            bench_compile(args, work, prefix)
+
+
+if __name__ == "__main__":
+    main()
