@@ -34,3 +34,25 @@ class PublishError(FalconetError):
 
 class SensorError(FalconetError):
     """A sensor cannot start or run (missing capability, kernel feature, bad source)."""
+
+
+class SinkError(FalconetError):
+    """A destination refused or could not take a batch.
+
+    ``retryable`` says whether sending the same batch again can help (a timeout, 408, 429,
+    5xx, a reset connection) or not (bad credentials, a payload the service rejects);
+    ``retry_after`` is the delay the service asked for (seconds), when it said one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.status = status
