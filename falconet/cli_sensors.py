@@ -16,6 +16,8 @@ SENSORS = (
     ("syscall", "falconet.sensors.syscall.cli"),
     ("cloudtrail", "falconet.sensors.cloudtrail.cli"),
     ("k8s-audit", "falconet.sensors.k8s_audit.cli"),
+    ("k8s-meta", "falconet.sensors.k8s_meta.cli"),
+    ("cloud-meta", "falconet.sensors.cloud_meta.cli"),
 )
 
 
