@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint bench clean help prereqs
+.PHONY: demo test lint bench clean help prereqs prereqs-test
 
 help:
 	@echo "make demo   - install into .venv and run falconet on the bundled intrusion scenario"
@@ -31,10 +31,13 @@ $(VENV)/.installed-test: $(VENV)/.installed
 prereqs:
 	@bash scripts/prereqs.sh
 
+prereqs-test:
+	@bash scripts/prereqs.sh --tests
+
 demo: prereqs $(VENV)/.installed
 	$(VENV)/bin/falconet demo
 
-test: prereqs $(VENV)/.installed-test
+test: prereqs-test $(VENV)/.installed-test
 	$(PY) -m pytest -q
 
 lint: $(VENV)/.installed-test

@@ -1,18 +1,71 @@
 #!/usr/bin/env bash
 # The machine prerequisites of falconet's Kafka broker (tests, demo, `falconet kafka up`):
-# Java >= 17 and Maven (which downloads the official Kafka jars once).
+# Java >= 17 and Maven (which downloads the official Kafka jars once); with --tests, also
+# what the test suite needs: rsyslogd with its TLS driver for the syslog sink's tests
+# (Debian packages rsyslog, rsyslog-gnutls). `make demo` runs it without, `make test` with.
 #
-# Quiet when both are present. When one is missing and this runs as root with apt-get,
+# Quiet when all are present. When one is missing and this runs as root with apt-get,
 # installs them (non-interactive); otherwise prints what to install and exits 1.
-# Nothing is needed when FALCONET_KAFKA_BOOTSTRAP names an existing cluster, or when
-# FALCONET_SKIP_KAFKA=1 (the Kafka tests are then skipped if no broker can run).
+# Nothing is needed for Kafka when FALCONET_KAFKA_BOOTSTRAP names an existing cluster, or
+# when FALCONET_SKIP_KAFKA=1 (the Kafka tests are then skipped if no broker can run);
+# nothing for rsyslog when FALCONET_SKIP_RSYSLOG=1 (its tests are then skipped).
+# rsyslog is only run by the tests (its binary, on loopback ports): it is installed
+# without being started or enabled as the system's logging service.
 set -euo pipefail
 
 MIN_JAVA=17
 PACKAGES_HINT="openjdk-17-jre-headless maven"
+RSYSLOG_PACKAGES="rsyslog rsyslog-gnutls"
+RSYSLOGD="${FALCONET_RSYSLOGD:-/usr/sbin/rsyslogd}"
+status=0
+
+rsyslog_problems() {
+  local f found=""
+  [[ -x "$RSYSLOGD" ]] || echo "rsyslogd not found ($RSYSLOGD)"
+  for f in /usr/lib/*/rsyslog/lmnsd_{gtls,ossl}.so /usr/lib*/rsyslog/lmnsd_{gtls,ossl}.so; do
+    if [[ -e "$f" ]]; then found="$f"; break; fi
+  done
+  [[ -n "$found" ]] || echo "rsyslog TLS driver not found (lmnsd_gtls.so or lmnsd_ossl.so)"
+}
+
+if [[ "${1:-}" == "--tests" && "${FALCONET_SKIP_RSYSLOG:-}" != "1" ]]; then
+  missing="$(rsyslog_problems)"
+  if [[ -n "$missing" ]] && [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "falconet prereqs: installing rsyslog for the syslog sink tests:" >&2
+    echo "$missing" | sed 's/^/  - /' >&2
+    export DEBIAN_FRONTEND=noninteractive
+    # keep the package from starting rsyslog as the system logger (invoke-rc.d and
+    # deb-systemd-invoke ask policy-rc.d; 101 = action not allowed)
+    policy=""
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+      policy=/usr/sbin/policy-rc.d
+      printf '#!/bin/sh\nexit 101\n' >"$policy"
+      chmod 755 "$policy"
+    fi
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends $RSYSLOG_PACKAGES >/dev/null || true
+    if [[ -n "$policy" ]]; then rm -f "$policy"; fi
+    if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1; then
+      systemctl disable --quiet rsyslog.service 2>/dev/null || true
+    fi
+    missing="$(rsyslog_problems)"
+    if [[ -z "$missing" ]]; then
+      echo "falconet prereqs: installed $RSYSLOG_PACKAGES (not started as a service)" >&2
+    fi
+  fi
+  if [[ -n "$missing" ]]; then
+    {
+      echo "falconet's syslog sink tests need a real rsyslogd:"
+      echo "$missing" | sed 's/^/  - /'
+      echo "install it (Debian/Ubuntu):  sudo apt-get install -y $RSYSLOG_PACKAGES"
+      echo "or set FALCONET_SKIP_RSYSLOG=1 to skip those tests"
+    } >&2
+    status=1
+  fi
+fi
 
 if [[ -n "${FALCONET_KAFKA_BOOTSTRAP:-}" || "${FALCONET_SKIP_KAFKA:-}" == "1" ]]; then
-  exit 0
+  exit "$status"
 fi
 
 java_bin() {
@@ -45,7 +98,7 @@ problems() {
 }
 
 missing="$(problems)"
-[[ -z "$missing" ]] && exit 0
+[[ -z "$missing" ]] && exit "$status"
 
 if [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then
   echo "falconet prereqs: installing Java and Maven for the Kafka broker:" >&2
@@ -61,7 +114,7 @@ if [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then
   missing="$(problems)"
   if [[ -z "$missing" ]]; then
     echo "falconet prereqs: installed ${jdk:-default-jre-headless} and maven" >&2
-    exit 0
+    exit "$status"
   fi
   echo "falconet prereqs: still missing after apt-get install:" >&2
   echo "$missing" | sed 's/^/  - /' >&2
