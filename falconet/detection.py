@@ -85,11 +85,17 @@ class Detection:
 
     def to_json(self) -> bytes:
         """One JSON line (no newline). Invalid UTF-8 from events becomes U+FFFD."""
-        obj = self.to_json_obj()
-        try:
-            return orjson.dumps(obj)
-        except TypeError:
-            return orjson.dumps(_sanitize(obj))
+        return json_bytes(self.to_json_obj())
+
+
+def json_bytes(obj: Any) -> bytes:
+    """``obj`` as compact JSON, never failing on what events carry: text holding raw bytes
+    (lone surrogates) becomes U+FFFD and integers beyond 64 bits become strings, as
+    Falco's JSON encoder does. Every writer of detections (sinks included) uses this."""
+    try:
+        return orjson.dumps(obj)
+    except TypeError:
+        return orjson.dumps(_sanitize(obj))
 
 
 def _sanitize(value: Any) -> Any:

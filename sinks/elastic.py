@@ -39,6 +39,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import orjson
 
+from falconet.detection import json_bytes
 from falconet.errors import ConfigError, SinkError
 
 from . import ecs
@@ -297,13 +298,7 @@ class OpenSearchSink(ElasticSink):
         return api_key  # an OpenSearch API key (os_…) is sent as it is
 
 
-def _dumps(doc: dict[str, Any]) -> bytes:
-    try:
-        return orjson.dumps(doc)
-    except TypeError:  # lone surrogates or huge ints from an event
-        from falconet.detection import _sanitize
-
-        return orjson.dumps(_sanitize(doc))
+_dumps = json_bytes
 
 
 def _error_words(error: Any) -> tuple[str, str]:

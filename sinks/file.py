@@ -24,8 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import orjson
-
+from falconet.detection import json_bytes
 from falconet.errors import ConfigError, SinkError
 
 from .base import ACCEPTED, BatchingSink, Option, SinkRecord, WriteResult
@@ -217,12 +216,7 @@ class FileSink(BatchingSink):
 
 
 def _line(record: SinkRecord) -> bytes:
-    try:
-        return orjson.dumps(record.obj) + b"\n"
-    except TypeError:  # invalid UTF-8 kept from events: same repair as Detection.to_json
-        from falconet.detection import _sanitize
-
-        return orjson.dumps(_sanitize(record.obj)) + b"\n"
+    return json_bytes(record.obj) + b"\n"
 
 
 def _hint(e: OSError) -> str:

@@ -25,8 +25,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
-
+from falconet.detection import json_bytes
 from falconet.errors import ConfigError, SinkError
 from falconet.kafka import MAX_MESSAGE_BYTES, MECHANISMS, PROTOCOLS, KafkaSettings
 
@@ -146,12 +145,7 @@ class KafkaSink(BatchingSink):
         obj = record.obj
         if not self._falconet_fields:
             obj = {k: obj[k] for k in FALCO_FIELDS if k in obj}
-        try:
-            return orjson.dumps(obj)
-        except TypeError:  # invalid UTF-8 kept from events: same repair as Detection.to_json
-            from falconet.detection import _sanitize
-
-            return orjson.dumps(_sanitize(obj))
+        return json_bytes(obj)
 
     def key(self, record: SinkRecord) -> bytes | None:
         if self._key == "hostname":

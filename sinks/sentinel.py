@@ -32,7 +32,7 @@ from urllib.parse import quote, urlsplit
 import orjson
 
 from falconet import timefmt
-from falconet.detection import _sanitize
+from falconet.detection import json_bytes
 from falconet.errors import ConfigError, SinkError
 
 from .base import ACCEPTED, BatchingSink, ItemFailure, Option, SinkRecord, WriteResult
@@ -114,11 +114,7 @@ def to_row(record: SinkRecord) -> dict[str, Any]:
     return row
 
 
-def _dumps(row: dict[str, Any]) -> bytes:
-    try:
-        return orjson.dumps(row)
-    except TypeError:  # lone surrogates from raw event bytes, integers beyond 64 bits
-        return orjson.dumps(_sanitize(row))
+_dumps = json_bytes
 
 
 def encode_row(record: SinkRecord) -> bytes:

@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from falconet.detection import json_bytes
 from falconet.errors import ConfigError, SinkError
 
 from .base import ACCEPTED, BatchingSink, ItemFailure, Option, SinkRecord, WriteResult
@@ -185,13 +186,7 @@ class SplunkSink(BatchingSink):
             env["host"] = host
         env.update(self._meta)
         env["event"] = record.obj
-        try:
-            data = orjson.dumps(env)
-        except TypeError:  # invalid UTF-8 kept from events: same repair as Detection.to_json
-            from falconet.detection import _sanitize
-
-            data = orjson.dumps(_sanitize(env))
-        return data + b"\n"
+        return json_bytes(env) + b"\n"
 
     async def write(self, batch: Sequence[SinkRecord]) -> WriteResult:
         if self._http is None:
