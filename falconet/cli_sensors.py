@@ -18,6 +18,7 @@ SENSORS = (
     ("k8s-audit", "falconet.sensors.k8s_audit.cli"),
     ("k8s-meta", "falconet.sensors.k8s_meta.cli"),
     ("cloud-meta", "falconet.sensors.cloud_meta.cli"),
+    ("runtime-meta", "falconet.sensors.runtime_meta.cli"),
 )
 
 
