@@ -8,10 +8,12 @@ inline enrichment wins over the tables' view). The join per source:
 
 * ``syscall``: ``event.container.id`` → ``containers`` → ``enrichment.container``; its
   ``pod_uid`` → ``pods`` → ``enrichment.k8s.pod``; the pod's namespace → ``namespaces`` →
-  ``enrichment.k8s.ns``; the event's host → ``nodes`` → ``enrichment.node``.
+  ``enrichment.k8s.ns``; the event's host → ``nodes`` → ``enrichment.node``, and → ``instances``
+  → ``enrichment.node.cloud``.
 * ``aws_cloudtrail``: ``recipientAccountId`` (else ``userIdentity.accountId``) → ``accounts``
   → ``enrichment.cloud.account``; ``userIdentity.arn`` → ``identities`` →
-  ``enrichment.identity``.
+  ``enrichment.identity``, an assumed-role session falling back to its role
+  (``cloud_keys.identity_keys``).
 * ``k8s_audit``: ``objectRef.namespace`` → ``namespaces`` → ``enrichment.k8s.ns``;
   ``user.username`` → ``identities`` → ``enrichment.identity``; the cluster name of the
   envelope → ``enrichment.k8s.cluster``.
@@ -27,7 +29,9 @@ import orjson
 
 from falconet.event import Event
 
-TABLES = ("containers", "pods", "namespaces", "nodes", "accounts", "identities")
+from .cloud_keys import identity_keys, merge_instance
+
+TABLES = ("containers", "pods", "namespaces", "nodes", "instances", "accounts", "identities")
 
 Table = Mapping[bytes, bytes]
 
@@ -92,6 +96,9 @@ class MetadataEnricher:
         node = self._get("nodes", ev.host)
         if node is not None:
             _merge(enr, "node", node)
+        instance = self._get("instances", ev.host)
+        if instance is not None:
+            merge_instance(enr, instance)
 
     def _cloudtrail(self, ev: Event) -> None:
         rec = ev.payload
@@ -100,9 +107,11 @@ class MetadataEnricher:
         account = self._get("accounts", rec.get("recipientAccountId") or ident.get("accountId"))
         if account is not None:
             _merge(ev.enrichment.setdefault("cloud", {}), "account", account)
-        who = self._get("identities", ident.get("arn"))
-        if who is not None:
-            _merge(ev.enrichment, "identity", who)
+        for key in identity_keys(ident):  # a session falls back to its role
+            who = self._get("identities", key)
+            if who is not None:
+                _merge(ev.enrichment, "identity", who)
+                break
 
     def _k8s_audit(self, ev: Event) -> None:
         rec = ev.payload

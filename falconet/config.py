@@ -411,6 +411,122 @@ SETTINGS: tuple[Setting, ...] = (
         "Port of the Prometheus `/metrics` endpoint of the webhook (0: off).",
     ),
     # -- end sensor.k8s_audit
+    # -- sensor.cloud_meta (cloud and identity metadata publisher) ---------------------------
+    Setting(
+        "cloud_meta.imds",
+        False,
+        bool,
+        "Node mode: publish this node's EC2 instance identity (IMDSv2) to `meta.instances.v1`.",
+    ),
+    Setting(
+        "cloud_meta.node_name",
+        "",
+        str,
+        "Key of the node's record: the node name the syscall sensor puts in `host`. "
+        "Default: `syscall.host`, else the host name; in Kubernetes pass `spec.nodeName`.",
+    ),
+    Setting(
+        "cloud_meta.imds_endpoint",
+        "",
+        str,
+        "IMDS base URL. Default: `http://169.254.169.254` (or `http://[fd00:ec2::254]` with "
+        "`cloud_meta.imds_ipv6`).",
+    ),
+    Setting(
+        "cloud_meta.imds_ipv6",
+        False,
+        bool,
+        "Use the IPv6 IMDS endpoint (Nitro instances with the IPv6 endpoint enabled).",
+    ),
+    Setting("cloud_meta.imds_timeout_seconds", 2, int, "Timeout of one IMDS request."),
+    Setting(
+        "cloud_meta.imds_refresh_seconds",
+        300,
+        int,
+        "Seconds between two reads of the instance identity and tags (republished only on change).",
+    ),
+    Setting(
+        "cloud_meta.accounts",
+        False,
+        bool,
+        "Publish the accounts inventory (Organizations and/or `cloud_meta.accounts_file`) to `meta.accounts.v1`.",
+    ),
+    Setting(
+        "cloud_meta.organizations",
+        True,
+        bool,
+        "With `cloud_meta.accounts`: list the organisation's accounts and their tags "
+        "(run with credentials of the management or a delegated administrator account).",
+    ),
+    Setting(
+        "cloud_meta.accounts_file",
+        "",
+        str,
+        "YAML inventory of accounts (id → name, environment, criticality, owner, tags); "
+        "its fields override Organizations'.",
+    ),
+    Setting(
+        "cloud_meta.identities",
+        False,
+        bool,
+        "Publish IAM users and roles with their owner tags to `meta.identities.v1`.",
+    ),
+    Setting(
+        "cloud_meta.assume_roles",
+        "",
+        str,
+        "Comma-separated role ARNs to assume, one per account whose IAM users and roles "
+        "are published. Empty: the account of the current credentials.",
+    ),
+    Setting(
+        "cloud_meta.refresh_seconds",
+        900,
+        int,
+        "Seconds between two listings of accounts and identities (changes and deletions "
+        "are published after each).",
+    ),
+    Setting(
+        "cloud_meta.tags_environment",
+        "environment,env",
+        str,
+        "Tag keys holding an account's environment, first present wins (case-insensitive).",
+    ),
+    Setting(
+        "cloud_meta.tags_criticality",
+        "criticality",
+        str,
+        "Tag keys holding an account's criticality.",
+    ),
+    Setting(
+        "cloud_meta.tags_owner",
+        "owner",
+        str,
+        "Tag keys holding the owner of an account, user or role.",
+    ),
+    Setting("cloud_meta.tags_team", "team", str, "Tag keys holding the team of a user or role."),
+    Setting(
+        "cloud_meta.region",
+        "",
+        str,
+        "AWS region of the API calls (default: the standard chain, else us-east-1).",
+    ),
+    Setting(
+        "cloud_meta.endpoint_url",
+        "",
+        str,
+        "Endpoint override of the Organizations, IAM and STS APIs (a VPC endpoint, moto).",
+    ),
+    Setting(
+        "cloud_meta.publisher_id",
+        "cloud-meta",
+        str,
+        "Name this publisher puts in its records; it deletes only records carrying it. "
+        "Give each publisher of the same table its own.",
+    ),
+    Setting(
+        "cloud_meta.metrics_port", 0, int, "Port of the Prometheus `/metrics` endpoint (0: off)."
+    ),
+    # -- end sensor.cloud_meta
 )
 
 _BY_KEY = {s.key: s for s in SETTINGS}

@@ -22,6 +22,7 @@ META_TABLES = {
     "pods": "pod uid",
     "namespaces": "namespace name",
     "nodes": "node name (the `host` of events)",
+    "instances": "node name (the `host` of events): the node's cloud instance identity",
     "accounts": "cloud account id (AWS: the 12-digit account)",
     "identities": "principal (AWS: the ARN; Kubernetes: the user name)",
 }

@@ -167,6 +167,29 @@ def test_enrichment_of_cloudtrail_and_audit() -> None:
                             "identity": {"team": "platform"}}  # fmt: skip
 
 
+def test_node_cloud_identity_and_assumed_role_owner() -> None:
+    """The node's instance identity joins by host; a CloudTrail event by an assumed-role
+    session gets the owner of the role (the session ARN never names the role's path)."""
+    role = "arn:aws:iam::123456789012:role/deploy/Deployer"
+    tables = {
+        "instances": {b"node-a": orjson.dumps({"name": "node-a", "cloud": {
+            "provider": "aws", "account_id": "123456789012", "instance_id": "i-0abc"}})},
+        "identities": {
+            b"arn:aws:sts::123456789012:assumed-role/Deployer":
+                orjson.dumps({"principal": role, "kind": "role", "owner": "team-ci"}),
+        },
+    }  # fmt: skip
+    [d] = pipeline(tables).process(orjson.dumps([shell()]), ORIGIN).detections
+    assert d.enrichment["node"]["cloud"]["instance_id"] == "i-0abc"
+    rec = {"eventVersion": "1.09", "eventTime": "2024-03-01T10:00:00Z", "eventType": "AwsApiCall",
+           "eventName": "StopLogging", "eventSource": "cloudtrail.amazonaws.com", "eventID": "y",
+           "recipientAccountId": "123456789012",
+           "userIdentity": {"type": "AssumedRole",
+                            "arn": "arn:aws:sts::123456789012:assumed-role/Deployer/ci-42"}}  # fmt: skip
+    [d] = pipeline(tables).process(orjson.dumps(rec), Origin("ct", 0, 0)).detections
+    assert d.enrichment["identity"]["owner"] == "team-ci"
+
+
 class TestRulesets:
     def test_round_trip_and_version(self) -> None:
         rs = Ruleset.of("default", [("a.yaml", RULES)])
