@@ -527,6 +527,60 @@ SETTINGS: tuple[Setting, ...] = (
         "cloud_meta.metrics_port", 0, int, "Port of the Prometheus `/metrics` endpoint (0: off)."
     ),
     # -- end sensor.cloud_meta
+    # -- sensor.k8s_meta (Kubernetes metadata publisher) ------------------------------------
+    Setting(
+        "k8s_meta.kubeconfig",
+        "",
+        str,
+        "kubeconfig file to use; empty: the in-cluster service account when in a pod, else $KUBECONFIG or ~/.kube/config.",
+    ),
+    Setting("k8s_meta.context", "", str, "kubeconfig context; empty: its current-context."),
+    Setting("k8s_meta.cluster", "", str, "Cluster name written in every record (`cluster`)."),
+    Setting(
+        "k8s_meta.publish_containers",
+        True,
+        bool,
+        "Also publish each pod's containers to `meta.containers.v1` (key: container id); turn off where the container runtime publisher runs on every node.",
+    ),
+    Setting(
+        "k8s_meta.annotation_max_bytes",
+        1024,
+        int,
+        "Annotations with longer values are left out; 0 publishes no annotations.",
+    ),
+    Setting(
+        "k8s_meta.annotation_excludes",
+        "kubectl.kubernetes.io/last-applied-configuration",
+        str,
+        "Comma-separated annotation keys never published.",
+    ),
+    Setting("k8s_meta.page_size", 500, int, "Objects per list page (limit/continue)."),
+    Setting(
+        "k8s_meta.watch_timeout_seconds",
+        300,
+        int,
+        "Each watch asks the server to end it after between this and twice this many seconds (then it resumes from its resourceVersion).",
+    ),
+    Setting(
+        "k8s_meta.backoff_initial_ms",
+        500,
+        int,
+        "First retry delay after an API error (doubles, with jitter).",
+    ),
+    Setting("k8s_meta.backoff_max_ms", 30000, int, "Longest retry delay after API errors."),
+    Setting(
+        "k8s_meta.owner_sync_timeout_seconds",
+        30,
+        int,
+        "At start, how long pods wait for the ReplicaSet and Job lists (so their first records name the Deployment/CronJob).",
+    ),
+    Setting(
+        "k8s_meta.metrics_port",
+        0,
+        int,
+        "Port of the publisher's Prometheus `/metrics` endpoint (0: off).",
+    ),
+    # -- end sensor.k8s_meta
 )
 
 _BY_KEY = {s.key: s for s in SETTINGS}
