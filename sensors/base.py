@@ -211,7 +211,11 @@ def run_sensor(
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, on_signal)
     started = time.monotonic()
-    log.info("sensor.started sensor=%s topic=%s", sensor.name, emit.topic)
+    from falconet.event import SOURCES
+
+    # metadata publishers write the meta.* tables themselves, not an events topic
+    where = emit.topic if sensor.source in SOURCES else settings.topic("meta.*")
+    log.info("sensor.started sensor=%s topic=%s", sensor.name, where)
     try:
         if on_ready is not None:
             on_ready(emit)
