@@ -375,6 +375,9 @@ def _register() -> None:
     from .cli_sensors import sensor
 
     main.add_command(sensor)
+    from falconet.sinks.cli import sink
+
+    main.add_command(sink)
     rules.add_command(cli_stream.rules_push)
     rules.add_command(cli_stream.rules_status)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Sequence
 from importlib import resources
@@ -53,3 +54,26 @@ def load_config(ctx: click.Context, **overrides: Any) -> Config:
         sys.exit(2)
 
 
+#: the values of every long-running command's ``--log-level``
+LOG_LEVELS = {"crit": logging.CRITICAL, "error": logging.ERROR, "warn": logging.WARNING,
+              "info": logging.INFO, "debug": logging.DEBUG}  # fmt: skip
+
+
+def log_level_option(default: str = "info") -> Any:
+    """The ``--log-level`` option of a long-running command."""
+    return click.option(
+        "--log-level",
+        type=click.Choice(list(LOG_LEVELS)),
+        default=default,
+        show_default=True,
+        help="Least severe log lines shown (stderr, one line per event of interest).",
+    )
+
+
+def setup_logging(level: str, chatty: Sequence[str] = ()) -> None:
+    """Structured one-line logs on stderr at ``level``; the ``chatty`` libraries' loggers
+    (aiohttp, botocore, ...) are kept at warning or above."""
+    value = LOG_LEVELS[level]
+    logging.basicConfig(level=value, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for name in chatty:
+        logging.getLogger(name).setLevel(max(logging.WARNING, value))

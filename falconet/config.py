@@ -52,7 +52,7 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         str,
         "Comma-separated event sources whose rules are loaded (like the plugins a Falco "
-        "configuration loads); rules of other sources are skipped with an \"Unknown source\" "
+        'configuration loads); rules of other sources are skipped with an "Unknown source" '
         "warning. Empty: every source falconet knows.",
     ),
     Setting(
@@ -320,8 +320,12 @@ SETTINGS: tuple[Setting, ...] = (
         str,
         "Address the audit webhook listens on (`::` for IPv6 and IPv4).",
     ),
-    Setting("k8s_audit.port", 9765, int, "Port of the audit webhook (the Falco k8saudit plugin's)."),
-    Setting("k8s_audit.path", "/k8s-audit", str, "URL path the API server posts its audit batches to."),
+    Setting(
+        "k8s_audit.port", 9765, int, "Port of the audit webhook (the Falco k8saudit plugin's)."
+    ),
+    Setting(
+        "k8s_audit.path", "/k8s-audit", str, "URL path the API server posts its audit batches to."
+    ),
     Setting(
         "k8s_audit.tls_cert_file",
         "",
@@ -604,7 +608,9 @@ def _convert(setting: Setting, value: Any, origin: str) -> Any:
         try:
             return int(value)
         except (TypeError, ValueError):
-            raise ConfigError(f"{origin}: {setting.key} must be an integer, not {value!r}") from None
+            raise ConfigError(
+                f"{origin}: {setting.key} must be an integer, not {value!r}"
+            ) from None
     if not isinstance(value, (str, int, float)):
         raise ConfigError(f"{origin}: {setting.key} must be a string")
     return str(value)
@@ -623,9 +629,11 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    """Resolved settings, by dotted key."""
+    """Resolved settings, by dotted key; ``sinks`` is the raw ``sinks:`` list of the file
+    (each sink a mapping, resolved by :func:`falconet.sinks.settings.load_sinks`)."""
 
     values: Mapping[str, Any]
+    sinks: tuple[Mapping[str, Any], ...] = ()
 
     def __getitem__(self, key: str) -> Any:
         return self.values[key]
@@ -652,9 +660,7 @@ class Config:
 
     def public_values(self) -> dict[str, Any]:
         """Every setting, with secrets masked (for logs and `falconet config`)."""
-        return {
-            k: ("***" if _BY_KEY[k].secret and v else v) for k, v in self.values.items()
-        }
+        return {k: ("***" if _BY_KEY[k].secret and v else v) for k, v in self.values.items()}
 
     def engine_config(self) -> Any:
         """The rules engine's settings (an ``EngineConfig``) from ``rules.*``/``output.*``."""
@@ -684,18 +690,25 @@ class Config:
     ) -> Config:
         env = os.environ if env is None else env
         values = {s.key: s.default for s in SETTINGS}
+        sinks: list[Any] = []
         path = path or env.get("FALCONET_CONFIG") or None
         if path:
             try:
                 text = Path(path).read_text(encoding="utf-8")
             except OSError as exc:
-                raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+                raise ConfigError(
+                    f"cannot read config file {path}: {exc.strerror or exc}"
+                ) from None
             try:
                 data = yaml.safe_load(text) or {}
             except yaml.YAMLError as exc:
                 raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
             if not isinstance(data, Mapping):
                 raise ConfigError(f"config file {path} must hold a mapping of settings")
+            data = dict(data)
+            sinks = data.pop("sinks", None) or []
+            if not isinstance(sinks, list):
+                raise ConfigError(f"config file {path}: `sinks:` must be a list of sinks")
             for key, value in _flatten(data).items():
                 setting = _BY_KEY.get(key)
                 if setting is not None and setting.secret:
@@ -715,7 +728,7 @@ class Config:
         for key, value in (overrides or {}).items():
             if value is not None:
                 values[key] = _convert(_BY_KEY[key], value, "command line")
-        cfg = cls(values)
+        cfg = cls(values, tuple(sinks))
         _ = cfg.min_priority  # validate now, not at first use
         if values["rules.matching"] not in ("first", "all"):
             raise ConfigError("rules.matching must be 'first' or 'all'")

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import click
 
-from falconet.cli_common import err, load_config
+from falconet.cli_common import err, load_config, log_level_option, setup_logging
 from falconet.cli_stream import kafka_settings
 from falconet.errors import FalconetError
-
-_LEVELS = {"crit": logging.CRITICAL, "error": logging.ERROR, "warn": logging.WARNING,
-           "info": logging.INFO, "debug": logging.DEBUG}  # fmt: skip
 
 
 @click.command("cloud-meta")
@@ -47,7 +43,7 @@ _LEVELS = {"crit": logging.CRITICAL, "error": logging.ERROR, "warn": logging.WAR
 @click.option("--metrics-port", default=None, type=int,
               help="Serve Prometheus /metrics on this port (0: off).")  # fmt: skip
 @click.option("--once", is_flag=True, help="Publish one round of every source, then exit.")
-@click.option("--log-level", type=click.Choice(list(_LEVELS)), default="info", show_default=True)
+@log_level_option("info")
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -95,10 +91,7 @@ def command(
     from .options import Options
     from .sensor import CloudMetaSensor
 
-    logging.basicConfig(
-        level=_LEVELS[log_level], format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    logging.getLogger("botocore").setLevel(max(logging.WARNING, _LEVELS[log_level]))
+    setup_logging(log_level, ("botocore",))
     cfg = load_config(ctx)
     overrides = {
         "cloud_meta.imds": imds, "cloud_meta.accounts": accounts,

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import click
 
-from falconet.cli_common import err, load_config
+from falconet.cli_common import err, load_config, log_level_option, setup_logging
 from falconet.cli_stream import kafka_settings
 from falconet.errors import FalconetError
-
-_LEVELS = {"crit": logging.CRITICAL, "error": logging.ERROR, "warn": logging.WARNING,
-           "info": logging.INFO, "debug": logging.DEBUG}  # fmt: skip
 
 
 @click.command("cloudtrail")
@@ -54,7 +50,7 @@ _LEVELS = {"crit": logging.CRITICAL, "error": logging.ERROR, "warn": logging.WAR
 )
 @click.option("--once", is_flag=True,
               help="Read what is there now (queue drained, one listing or scan), then exit.")  # fmt: skip
-@click.option("--log-level", type=click.Choice(list(_LEVELS)), default="info", show_default=True)
+@log_level_option("info")
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -91,10 +87,7 @@ def command(
     from .metrics import register
     from .options import CollectorOptions
 
-    logging.basicConfig(
-        level=_LEVELS[log_level], format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    logging.getLogger("botocore").setLevel(max(logging.WARNING, _LEVELS[log_level]))
+    setup_logging(log_level, ("botocore",))
     cfg = load_config(ctx, **{
         "cloudtrail.sqs_queue_url": sqs_queue_url, "cloudtrail.bucket": bucket, "cloudtrail.prefix": prefix,
         "cloudtrail.directory": directory, "cloudtrail.region": region, "cloudtrail.endpoint_url": endpoint_url,

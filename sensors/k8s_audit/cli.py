@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import click
 
-from falconet.cli_common import err, load_config
+from falconet.cli_common import err, load_config, log_level_option, setup_logging
 from falconet.errors import ConfigError, FalconetError
-
-_LEVELS = {
-    "crit": "CRITICAL",
-    "error": "ERROR",
-    "warn": "WARNING",
-    "info": "INFO",
-    "debug": "DEBUG",
-}
 
 
 @click.command("k8s-audit")
@@ -49,7 +40,7 @@ _LEVELS = {
     default=None,
     help="Prometheus /metrics port (k8s_audit.metrics_port).",
 )
-@click.option("--log-level", type=click.Choice(list(_LEVELS)), default="info", show_default=True)
+@log_level_option("info")
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -75,10 +66,7 @@ def command(
     SIGTERM stops accepting, finishes the requests in flight and flushes.
     See docs/sensors/k8s-audit.md.
     """
-    logging.basicConfig(
-        level=getattr(logging, _LEVELS[log_level]),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    setup_logging(log_level)
     cfg = load_config(
         ctx,
         **{

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import click
 
-from falconet.cli_common import err, load_config
+from falconet.cli_common import err, load_config, log_level_option, setup_logging
 from falconet.cli_stream import kafka_settings
 from falconet.errors import FalconetError
-
-_LEVELS = {"crit": logging.CRITICAL, "error": logging.ERROR, "warn": logging.WARNING,
-           "info": logging.INFO, "debug": logging.DEBUG}  # fmt: skip
 
 
 @click.command("k8s-meta")
@@ -25,7 +21,7 @@ _LEVELS = {"crit": logging.CRITICAL, "error": logging.ERROR, "warn": logging.WAR
               help="Also publish each pod's containers to meta.containers.v1 (default: on).")  # fmt: skip
 @click.option("--metrics-port", default=None, type=int,
               help="Serve Prometheus /metrics on this port (0: off).")  # fmt: skip
-@click.option("--log-level", type=click.Choice(list(_LEVELS)), default="info", show_default=True)
+@log_level_option("info")
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -55,10 +51,7 @@ def command(
     from .sensor import K8sMetaSensor
     from .settings import K8sMetaSettings
 
-    logging.basicConfig(
-        level=_LEVELS[log_level], format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    logging.getLogger("aiohttp").setLevel(max(logging.WARNING, _LEVELS[log_level]))
+    setup_logging(log_level, ("aiohttp",))
     cfg = load_config(ctx)
     try:
         settings = K8sMetaSettings.load(cfg, overrides={
