@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -86,6 +85,15 @@ def main(ctx: click.Context, config_path: str | None) -> None:
 )
 @click.option("--cluster", default=None, help="Cluster name for Kubernetes audit events read here.")
 @click.option("--quiet-warnings", is_flag=True, help="Do not print rule load warnings.")
+@click.option(
+    "--policy",
+    "policies",
+    multiple=True,
+    metavar="PATH",
+    help="Policy file or directory (docs/policy.md): scopes that disable rules, change "
+    "priorities, add exceptions and route detections; adds owner, environment and score. "
+    "Repeatable, applied in order.",
+)
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -96,6 +104,7 @@ def run(
     fmt: str,
     cluster: str | None,
     quiet_warnings: bool,
+    policies: tuple[str, ...],
 ) -> None:
     """Evaluate recorded events against rule files, offline.
 
@@ -116,6 +125,18 @@ def run(
         },
     )
     engine, _ = _load_engine(rules, config, quiet_warnings=quiet_warnings)
+    evaluator: Any = engine
+    if policies:
+        from falconet.rules.policy import PolicedEngine, load_policy_paths
+
+        policy, presult = load_policy_paths(policies, engine)
+        for msg in presult.messages:
+            if msg.is_error or not quiet_warnings:
+                _err(msg.format())
+        if not presult.ok:
+            _err(f"falconet: policies failed to load ({presult.summary()})")
+            sys.exit(1)
+        evaluator = PolicedEngine(engine, policy)
     collected: list[Detection] = []
     out = sys.stdout.buffer
 
@@ -131,7 +152,7 @@ def run(
     stats = None
     try:
         stats = run_files(
-            engine,
+            evaluator,
             inputs,
             emit,
             _err,
@@ -149,6 +170,10 @@ def run(
         print_table(collected)
     if stats is not None:
         _err(f"falconet run: {stats.summary()}")
+    if policies and evaluator.policy.suppressed:
+        dropped = sorted(evaluator.policy.suppressed.items())
+        _err("falconet run: suppressed by policy: " + ", ".join(
+            f"{n} {rule!r} ({reason} by {pol})" for (pol, rule, reason), n in dropped))  # fmt: skip
     sys.exit(status)
 
 
@@ -251,7 +276,9 @@ def rules_validate(paths: tuple[str, ...], as_json: bool) -> None:
             click.echo(f"{f.path}: {f.rules} rules, {f.macros} macros, {f.lists} lists")
         if result.ok and len(result.files) > 1:
             rules_n, macros_n, lists_n = engine.definition_counts()
-            click.echo(f"together: {rules_n} rules, {macros_n} macros, {lists_n} lists (unique names)")
+            click.echo(
+                f"together: {rules_n} rules, {macros_n} macros, {lists_n} lists (unique names)"
+            )
         for m in result.messages:
             click.echo(m.format())
         click.echo(("OK: " if result.ok else "FAILED: ") + result.summary())
@@ -282,7 +309,9 @@ def rules_list(paths: tuple[str, ...], source: str | None) -> None:
         if source and r.source != source:
             continue
         shown += 1
-        table.add_row(r.name, r.source, r.priority.title, "yes" if r.enabled else "no", ", ".join(r.tags))
+        table.add_row(
+            r.name, r.source, r.priority.title, "yes" if r.enabled else "no", ", ".join(r.tags)
+        )
     table.title = f"{shown} rules"
     Console().print(table)
 
@@ -310,8 +339,12 @@ def fields(source: str) -> None:
 
 
 @main.command()
-@click.option("--rule-matching", type=click.Choice(["first", "all"]), default="all", show_default=True)
-@click.option("--offline", is_flag=True, help="Evaluate the scenario files directly, without Kafka.")
+@click.option(
+    "--rule-matching", type=click.Choice(["first", "all"]), default="all", show_default=True
+)
+@click.option(
+    "--offline", is_flag=True, help="Evaluate the scenario files directly, without Kafka."
+)
 @click.option("--speed", type=float, default=60.0, show_default=True,
               help="Replay speed, as a multiple of the scenario's real time.")  # fmt: skip
 @click.pass_context
@@ -352,7 +385,9 @@ def _demo_offline(config: Any) -> None:
         click.echo(f"events: {p}")
     engine, _ = _load_engine([str(rules_dir)], config)
     found: list[Detection] = []
-    stats = run_files(engine, inputs, found.append, _err, RecordDecoder(host="demo-collector", cluster="demo"))
+    stats = run_files(
+        engine, inputs, found.append, _err, RecordDecoder(host="demo-collector", cluster="demo")
+    )
     found.sort(key=lambda d: d.ts)
     print_table(found)
     click.echo(
@@ -391,16 +426,13 @@ _register()
 
 
 def entry() -> None:
-    """The installed ``falconet`` command.
+    """The installed ``falconet`` command (and ``python -m falconet``).
 
-    A closed stdout (piping into ``head``) ends the process quietly, as for any Unix
-    tool. This is set here, in the process entry point only: doing it inside the click
-    group would also change the disposition of whatever process calls the group (a test
-    runner, an embedding service), which would then die on the next write to a socket
-    whose peer has gone.
+    SIGPIPE keeps Python's disposition (ignored): a long-running command that writes to a
+    socket whose peer has gone must get an error it can retry, not be killed. A closed
+    stdout (``falconet ... | head``) still ends quietly: click turns the EPIPE into a
+    silent exit.
     """
-    if hasattr(signal, "SIGPIPE"):
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     main(prog_name="falconet")
 
 

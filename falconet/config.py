@@ -585,6 +585,47 @@ SETTINGS: tuple[Setting, ...] = (
         "Port of the publisher's Prometheus `/metrics` endpoint (0: off).",
     ),
     # -- end sensor.k8s_meta
+    # -- sensor.runtime_meta (container runtime metadata publisher) -------------------------
+    Setting(
+        "runtime_meta.runtime",
+        "auto",
+        str,
+        "docker, containerd, cri-o, or auto: the first runtime that answers on its default socket (CRI-O, containerd, then Docker).",
+    ),
+    Setting("runtime_meta.socket", "", str, "The runtime's unix socket; empty: its default path."),
+    Setting(
+        "runtime_meta.node",
+        "",
+        str,
+        "Node name written in every record (`node`); empty: $NODE_NAME, else the host name.",
+    ),
+    Setting(
+        "runtime_meta.poll_seconds",
+        2,
+        int,
+        "With a CRI runtime that has no event stream (containerd before 1.7): how often the container list is compared.",
+    ),
+    Setting(
+        "runtime_meta.resync_seconds",
+        300,
+        int,
+        "Every so often every container is inspected again and the records compared (0: only at start and after a broken stream).",
+    ),
+    Setting("runtime_meta.request_timeout_seconds", 10, int, "Time limit of one runtime API call."),
+    Setting(
+        "runtime_meta.backoff_initial_ms",
+        500,
+        int,
+        "First retry delay after a runtime error (doubles, with jitter).",
+    ),
+    Setting("runtime_meta.backoff_max_ms", 30000, int, "Longest retry delay after runtime errors."),
+    Setting(
+        "runtime_meta.metrics_port",
+        0,
+        int,
+        "Port of the publisher's Prometheus `/metrics` endpoint (0: off).",
+    ),
+    # -- end sensor.runtime_meta
 )
 
 _BY_KEY = {s.key: s for s in SETTINGS}

@@ -1,21 +1,22 @@
 #!/usr/bin/env bash
 # The machine prerequisites of falconet's Kafka broker (tests, demo, `falconet kafka up`):
 # Java >= 17 and Maven (which downloads the official Kafka jars once); with --tests, also
-# what the test suite needs: rsyslogd with its TLS driver for the syslog sink's tests
-# (Debian packages rsyslog, rsyslog-gnutls). `make demo` runs it without, `make test` with.
+# the real peers the test suite talks to: rsyslogd with its TLS driver (syslog sink) and
+# containerd (runtime metadata publisher) - Debian packages rsyslog, rsyslog-gnutls,
+# containerd. `make demo` runs it without, `make test` with.
 #
 # Quiet when all are present. When one is missing and this runs as root with apt-get,
 # installs them (non-interactive); otherwise prints what to install and exits 1.
 # Nothing is needed for Kafka when FALCONET_KAFKA_BOOTSTRAP names an existing cluster, or
 # when FALCONET_SKIP_KAFKA=1 (the Kafka tests are then skipped if no broker can run);
 # nothing for rsyslog when FALCONET_SKIP_RSYSLOG=1 (its tests are then skipped).
-# rsyslog is only run by the tests (its binary, on loopback ports): it is installed
-# without being started or enabled as the system's logging service.
+# rsyslog and containerd are only run by the tests (their binaries, on loopback ports and
+# temporary sockets): they are installed without being started or enabled as services.
 set -euo pipefail
 
 MIN_JAVA=17
 PACKAGES_HINT="openjdk-17-jre-headless maven"
-RSYSLOG_PACKAGES="rsyslog rsyslog-gnutls"
+RSYSLOG_PACKAGES="rsyslog rsyslog-gnutls containerd"
 RSYSLOGD="${FALCONET_RSYSLOGD:-/usr/sbin/rsyslogd}"
 status=0
 
@@ -26,12 +27,13 @@ rsyslog_problems() {
     if [[ -e "$f" ]]; then found="$f"; break; fi
   done
   [[ -n "$found" ]] || echo "rsyslog TLS driver not found (lmnsd_gtls.so or lmnsd_ossl.so)"
+  command -v containerd >/dev/null 2>&1 || echo "containerd not found (runtime publisher test)"
 }
 
 if [[ "${1:-}" == "--tests" && "${FALCONET_SKIP_RSYSLOG:-}" != "1" ]]; then
   missing="$(rsyslog_problems)"
   if [[ -n "$missing" ]] && [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then
-    echo "falconet prereqs: installing rsyslog for the syslog sink tests:" >&2
+    echo "falconet prereqs: installing the test peers (rsyslog, containerd):" >&2
     echo "$missing" | sed 's/^/  - /' >&2
     export DEBIAN_FRONTEND=noninteractive
     # keep the package from starting rsyslog as the system logger (invoke-rc.d and
@@ -46,7 +48,7 @@ if [[ "${1:-}" == "--tests" && "${FALCONET_SKIP_RSYSLOG:-}" != "1" ]]; then
     apt-get install -y -qq --no-install-recommends $RSYSLOG_PACKAGES >/dev/null || true
     if [[ -n "$policy" ]]; then rm -f "$policy"; fi
     if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1; then
-      systemctl disable --quiet rsyslog.service 2>/dev/null || true
+      systemctl disable --quiet rsyslog.service containerd.service 2>/dev/null || true
     fi
     missing="$(rsyslog_problems)"
     if [[ -z "$missing" ]]; then
@@ -55,10 +57,10 @@ if [[ "${1:-}" == "--tests" && "${FALCONET_SKIP_RSYSLOG:-}" != "1" ]]; then
   fi
   if [[ -n "$missing" ]]; then
     {
-      echo "falconet's syslog sink tests need a real rsyslogd:"
+      echo "falconet's tests need real peers (rsyslogd for the syslog sink, containerd):"
       echo "$missing" | sed 's/^/  - /'
       echo "install it (Debian/Ubuntu):  sudo apt-get install -y $RSYSLOG_PACKAGES"
-      echo "or set FALCONET_SKIP_RSYSLOG=1 to skip those tests"
+      echo "or set FALCONET_SKIP_RSYSLOG=1 to skip this check (the rsyslog tests then skip)"
     } >&2
     status=1
   fi
