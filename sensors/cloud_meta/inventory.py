@@ -22,11 +22,11 @@ from typing import Any
 
 import yaml
 
+from falconet.enrichers.cloud_keys import role_alias_key
 from falconet.errors import ConfigError
 
 from . import aws as A
 from .imds import ImdsClient
-from falconet.enrichers.cloud_keys import role_alias_key
 from .options import Options
 from .records import (
     Account,

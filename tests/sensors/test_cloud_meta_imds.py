@@ -24,9 +24,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from falconet.enrichers.cloud_keys import merge_instance
 from falconet.sensors.cloud_meta.imds import ImdsClient, ImdsError
 from falconet.sensors.cloud_meta.inventory import InstanceSource
-from falconet.enrichers.cloud_keys import merge_instance
 from falconet.sensors.cloud_meta.options import Options
 from tests.conftest import FIXTURES
 

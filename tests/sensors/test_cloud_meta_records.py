@@ -13,8 +13,6 @@ from pathlib import Path
 import pytest
 
 from falconet.config import Config
-from falconet.errors import ConfigError
-from falconet.sensors.cloud_meta.inventory import load_accounts_file
 from falconet.enrichers.cloud_keys import (
     RoleIndex,
     assumed_role_key,
@@ -23,6 +21,8 @@ from falconet.enrichers.cloud_keys import (
     parse_assumed_role,
     role_alias_key,
 )
+from falconet.errors import ConfigError
+from falconet.sensors.cloud_meta.inventory import load_accounts_file
 from falconet.sensors.cloud_meta.options import IMDS_IPV6, SETTINGS, Options
 from falconet.sensors.cloud_meta.records import (
     TagKeys,
