@@ -7,10 +7,14 @@ chosen type drains them into its local receiver. Reported: detections/s from the
 delivered detection to the last (the steady rate, without process start and group join),
 and the total time from process start.
 
-Receivers plug in by type: `--sink webhook` uses tests/sinks/receivers/webhook.py, `--sink
-file` a JSON-lines file; any other type uses ``bench_target(tmp)`` of
-``tests/sinks/receivers/<module>.py`` when that module defines it: a context manager
-yielding ``(sink options without name, delivered() -> int)``.
+Receivers plug in by type: `--sink file` writes a JSON-lines file; any other type uses
+``bench_target(tmp)`` of ``tests/sinks/receivers/<module>.py``, the module of the type's
+destination in sinks/registry.py (splunk -> splunk, elasticsearch and opensearch -> elastic,
+sentinel -> sentinel, syslog -> syslog, webhook -> webhook): a context manager yielding
+``(sink options without name, delivered() -> int)``. A hook that takes a ``kind`` keyword
+is told the type (one module serves several), one that takes ``variant`` gets what follows
+a colon in ``--sink TYPE:VARIANT`` (``splunk:ack`` indexer acknowledgement on;
+``syslog:tls``, the default, or ``syslog:tcp``).
 
     python bench/sink_throughput.py [--sink webhook] [--detections 20000] [--batch-events 500]
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import inspect
 import os
 import signal
 import subprocess
@@ -58,7 +63,8 @@ def file_target(tmp: Path) -> Target:
     yield {"type": "file", "path": str(path)}, delivered
 
 
-def target(kind: str, tmp: Path) -> contextlib.AbstractContextManager[Any]:
+def target(sink: str, tmp: Path) -> contextlib.AbstractContextManager[Any]:
+    kind, _, variant = sink.partition(":")
     if kind not in registry.DESTINATIONS:
         raise SystemExit(
             f"unknown sink type {kind!r}; known: {', '.join(sorted(registry.DESTINATIONS))}"
@@ -68,6 +74,8 @@ def target(kind: str, tmp: Path) -> contextlib.AbstractContextManager[Any]:
     except ImportError as exc:
         raise SystemExit(f"sink type {kind!r} is not available yet: {exc}") from None
     if kind == "file":
+        if variant:
+            raise SystemExit(f"the file sink has no variants (got {sink!r})")
         return file_target(tmp)
     module = registry.DESTINATIONS[kind].partition(":")[0].rsplit(".", 1)[1]
     try:
@@ -77,7 +85,13 @@ def target(kind: str, tmp: Path) -> contextlib.AbstractContextManager[Any]:
     hook = getattr(receiver, "bench_target", None)
     if hook is None:
         raise SystemExit(f"tests/sinks/receivers/{module}.py has no bench_target(tmp) hook")
-    return hook(tmp)
+    params = inspect.signature(hook).parameters
+    extra: dict[str, str] = {"kind": kind} if "kind" in params else {}
+    if variant and "variant" not in params:
+        raise SystemExit(f"the {kind} receiver has no variants (got {sink!r})")
+    if "variant" in params:
+        extra["variant"] = variant
+    return hook(tmp, **extra)
 
 
 def produce(settings: KafkaSettings, n: int) -> None:
@@ -99,7 +113,9 @@ def produce(settings: KafkaSettings, n: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sink", default="webhook", help="sink type (default: webhook)")
+    ap.add_argument(
+        "--sink", default="webhook", help="sink type, or TYPE:VARIANT (default: webhook)"
+    )
     ap.add_argument("--detections", type=int, default=20_000)
     ap.add_argument("--batch-events", type=int, default=500)
     ap.add_argument("--partitions", type=int, default=6)

@@ -35,25 +35,31 @@ Faults to inject: :meth:`ElasticReceiver.fail_next` (whole-request status with a
 Elasticsearch error body, e.g. 503 or 429 ``circuit_breaking_exception``) and
 :meth:`ElasticReceiver.reject_items` (the next items answered 429
 ``es_rejected_execution_exception``, or any status/type given).
+
+:func:`bench_target` is the hook of bench/sink_throughput.py (``--sink elasticsearch`` and
+``--sink opensearch``).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import json
 import re
 import ssl
 import time
 from collections import deque
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from . import serve
+from . import in_thread, serve, server_tls
 
 ES_DATA_STREAM_PATTERNS = ("logs-*-*", "metrics-*-*", "traces-*-*")
 NEWLINE_REASON = "The bulk request must be terminated by a newline [\\n]"
@@ -475,3 +481,27 @@ def _mapping_conflict(mapping: dict[str, str], source: dict[str, Any]) -> str:
 def _merge_mapping(mapping: dict[str, str], source: dict[str, Any]) -> None:
     for path, kind in _paths(source):
         mapping.setdefault(path, kind)
+
+
+@contextlib.asynccontextmanager
+async def _running(rx: ElasticReceiver) -> AsyncIterator[ElasticReceiver]:
+    await rx.start()
+    try:
+        yield rx
+    finally:
+        await rx.stop()
+
+
+@contextlib.contextmanager
+def bench_target(tmp: Path, kind: str = "elasticsearch") -> Iterator[tuple[dict[str, Any], Any]]:
+    """Hook of bench/sink_throughput.py: a node of flavor ``kind`` over TLS with Basic
+    authentication, the sink's options, and a count of the documents indexed (by ``_id``,
+    so a retried detection counts once)."""
+    ctx, ca_file = server_tls(tmp)
+    password_file = tmp / "es-password"
+    password_file.write_text("bench-s3cret")
+    rx = ElasticReceiver(flavor=kind, users={"falconet": "bench-s3cret"}, ssl_context=ctx)
+    with in_thread(_running(rx)) as (_, call):
+        options = {"type": kind, "url": rx.url, "username": "falconet",
+                   "password_file": str(password_file), "ca_file": str(ca_file)}  # fmt: skip
+        yield options, lambda: call(lambda: sum(len(t.docs) for t in rx.targets.values()))

@@ -37,10 +37,13 @@ Faults to inject: :meth:`SentinelReceiver.fail_ingestion` (any status, e.g. 429 
 :meth:`SentinelReceiver.expire_tokens` (every issued token is refused with 401 after it).
 Token lifetimes run on the ``clock`` given (seconds), so tests control expiry without
 sleeping.
+
+:func:`bench_target` is the hook of bench/sink_throughput.py (``--sink sentinel``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import secrets
@@ -48,15 +51,16 @@ import ssl
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 from aiohttp import web
 
-from . import serve
+from . import distinct, in_thread, serve, server_tls
 
 SCOPE = "https://monitor.azure.com//.default"
 API_VERSION = "2023-01-01"
@@ -327,3 +331,25 @@ def _aad_error(error: str, number: int, text: str) -> dict[str, Any]:
 
 def _aad(status: int, error: str, number: int, text: str) -> web.Response:
     return web.json_response(_aad_error(error, number, text), status=status)
+
+
+@contextlib.contextmanager
+def bench_target(tmp: Path) -> Iterator[tuple[dict[str, Any], Any]]:
+    """Hook of bench/sink_throughput.py: Entra ID and the Logs Ingestion API on one TLS
+    receiver, the sink's options (the secret in a file), and a count of the distinct
+    detections ingested."""
+    from falconet.sinks.sentinel import COLUMNS, DEFAULT_STREAM
+
+    ctx, ca_file = server_tls(tmp)
+    tenant, client, dcr = str(uuid.uuid4()), str(uuid.uuid4()), f"dcr-{uuid.uuid4().hex}"
+    secret = secrets.token_urlsafe(24)
+    secret_file = tmp / "client-secret"
+    secret_file.write_text(secret)
+    receiver = SentinelReceiver(ctx, tenant_id=tenant, client_id=client, client_secret=secret,
+                                dcr_immutable_id=dcr, streams={DEFAULT_STREAM: dict(COLUMNS)})  # fmt: skip
+    with in_thread(receiver) as (rx, call):
+        options = {"type": "sentinel", "authority": rx.url, "endpoint": rx.url,
+                   "dcr_immutable_id": dcr, "stream_name": DEFAULT_STREAM, "tenant_id": tenant,
+                   "client_id": client, "client_secret_file": str(secret_file),
+                   "ca_file": str(ca_file)}  # fmt: skip
+        yield options, distinct(lambda n: call(lambda: rx.rows[n:]), lambda r: r["DetectionId"])

@@ -25,21 +25,27 @@ code table of "Troubleshoot HTTP Event Collector"), and checks what a real HEC c
 Faults to inject: :meth:`HecReceiver.busy` (503 code 9), :meth:`HecReceiver.internal_error`
 (500 code 8), :meth:`HecReceiver.invalid_event` (code 6 at a given event) and
 :attr:`HecReceiver.hold_acks` (acks stay false until released).
+
+:func:`bench_target` is the hook of bench/sink_throughput.py (``--sink splunk``, and
+``--sink splunk:ack`` for a token with indexer acknowledgement).
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import ssl
 import uuid
 from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from . import serve
+from . import distinct, in_thread, serve, server_tls
 
 
 @dataclass
@@ -76,6 +82,7 @@ class Request:
 class _Channel:
     next_id: int = 0
     acks: dict[int, bool] = field(default_factory=dict)
+    events: dict[int, list[Indexed]] = field(default_factory=dict)  # ackId -> its events
 
 
 class HecReceiver:
@@ -92,6 +99,7 @@ class HecReceiver:
         self.indexed: list[Indexed] = []
         self.requests: list[Request] = []
         self.ack_queries: list[tuple[str, list[int]]] = []  # (channel, ids) per ack query
+        self.acknowledged: list[Indexed] = []  # events whose ack a client has seen true
         self.hold_acks = False
         self._ssl = server_ssl
         self._faults: deque[tuple[int, dict[str, Any], dict[str, str]]] = deque()
@@ -235,6 +243,7 @@ class HecReceiver:
             ch = self._channels.setdefault(channel, _Channel())
             answer["ackId"] = ch.next_id
             ch.acks[ch.next_id] = not self.hold_acks
+            ch.events[ch.next_id] = accepted
             ch.next_id += 1
         return web.json_response(answer), number
 
@@ -272,6 +281,7 @@ class HecReceiver:
             result[str(i)] = done
             if done:  # HEC forgets an ack once the client has seen it true
                 del ch.acks[i]
+                self.acknowledged.extend(ch.events.pop(i, ()))
         return web.json_response({"acks": result})
 
 
@@ -307,3 +317,26 @@ def _check(env: Any, conf: HecToken) -> tuple[str, int] | None:
 
 def _reply(status: int, text: str, code: int) -> web.Response:
     return web.json_response({"text": text, "code": code}, status=status)
+
+
+BENCH_TOKEN = "11111111-2222-4333-8444-555555555555"
+
+
+@contextlib.contextmanager
+def bench_target(tmp: Path, variant: str = "") -> Iterator[tuple[dict[str, Any], Any]]:
+    """Hook of bench/sink_throughput.py: a HEC over TLS, the sink's options, and a count of
+    the distinct detections indexed (``variant="ack"``: acknowledged to the sink)."""
+    if variant not in ("", "ack"):
+        raise SystemExit(f"splunk: unknown variant {variant!r} (use splunk or splunk:ack)")
+    ack = variant == "ack"
+    ctx, ca_file = server_tls(tmp)
+    token_file = tmp / "hec-token"
+    token_file.write_text(BENCH_TOKEN)
+    with in_thread(HecReceiver({BENCH_TOKEN: HecToken(ack=ack)}, ctx)) as (hec, call):
+        events: Callable[[], list[Indexed]] = (
+            (lambda: hec.acknowledged) if ack else (lambda: hec.indexed)
+        )
+        options = {"type": "splunk", "url": hec.url, "token_file": str(token_file),
+                   "ca_file": str(ca_file), "ack": ack}  # fmt: skip
+        yield options, distinct(lambda n: call(lambda: events()[n:]),
+                                lambda e: e.envelope["event"]["id"])  # fmt: skip
