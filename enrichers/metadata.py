@@ -7,14 +7,17 @@ only what the tables hold, and keeps what the event already carries (a recorded 
 inline enrichment wins over the tables' view). The join per source:
 
 * ``syscall``: ``event.container.id`` → ``containers`` → ``enrichment.container``; its
-  ``pod_uid`` → ``pods`` → ``enrichment.k8s.pod``; the pod's namespace → ``namespaces`` →
-  ``enrichment.k8s.ns``; the event's host → ``nodes`` → ``enrichment.node``, and → ``instances``
-  → ``enrichment.node.cloud``.
+  ``pod_uid`` (else its ``io.kubernetes.pod.uid`` label) → ``pods`` → ``enrichment.k8s.pod``;
+  the pod's namespace (else the container's) → ``namespaces`` → ``enrichment.k8s.ns``; the
+  event's host → ``nodes`` → ``enrichment.node``, and → ``instances`` →
+  ``enrichment.node.cloud``; the node's ``cloud.account_id`` → ``accounts`` →
+  ``enrichment.cloud.account``.
 * ``aws_cloudtrail``: ``recipientAccountId`` (else ``userIdentity.accountId``) → ``accounts``
   → ``enrichment.cloud.account``; ``userIdentity.arn`` → ``identities`` →
   ``enrichment.identity``, an assumed-role session falling back to its role
   (``cloud_keys.identity_keys``).
-* ``k8s_audit``: ``objectRef.namespace`` → ``namespaces`` → ``enrichment.k8s.ns``;
+* ``k8s_audit``: ``objectRef.namespace`` (a Namespace's own ``objectRef.name``) →
+  ``namespaces`` → ``enrichment.k8s.ns``;
   ``user.username`` → ``identities`` → ``enrichment.identity``; the cluster name of the
   envelope → ``enrichment.k8s.cluster``.
 """
@@ -30,6 +33,10 @@ import orjson
 from falconet.event import Event
 
 from .cloud_keys import identity_keys, merge_instance
+
+#: The container labels kubelet sets (a recorded event's inline enrichment may carry only them).
+_POD_UID = "io.kubernetes.pod.uid"
+_POD_NAMESPACE = "io.kubernetes.pod.namespace"
 
 TABLES = ("containers", "pods", "namespaces", "nodes", "instances", "accounts", "identities")
 
@@ -84,21 +91,39 @@ class MetadataEnricher:
         cid = container.get("id") if isinstance(container, dict) else None
         if cid and cid != "host":
             meta = self._get("containers", cid)
-            if meta is not None:
-                merged = _merge(enr, "container", meta)
-                pod = self._get("pods", merged.get("pod_uid"))
-                if pod is not None:
-                    k8s = enr.setdefault("k8s", {})
-                    _merge(k8s, "pod", pod)
-                    ns = self._get("namespaces", pod.get("namespace"))
-                    if ns is not None:
-                        _merge(k8s, "ns", ns)
+            merged = _merge(enr, "container", meta) if meta is not None else enr.get("container")
+            if isinstance(merged, dict):
+                self._pod_and_namespace(enr, merged)
         node = self._get("nodes", ev.host)
         if node is not None:
             _merge(enr, "node", node)
         instance = self._get("instances", ev.host)
         if instance is not None:
             merge_instance(enr, instance)
+        node_meta = enr.get("node")
+        cloud = node_meta.get("cloud") if isinstance(node_meta, dict) else None
+        if isinstance(cloud, dict):
+            account = self._get("accounts", cloud.get("account_id"))
+            if account is not None:
+                _merge(enr.setdefault("cloud", {}), "account", account)
+
+    def _pod_and_namespace(self, enr: dict[str, Any], container: dict[str, Any]) -> None:
+        """container → pod → namespace; the runtime labels stand in for a missing join key."""
+        labels = container.get("labels")
+        labels = labels if isinstance(labels, dict) else {}
+        pod = self._get("pods", container.get("pod_uid") or labels.get(_POD_UID))
+        k8s = enr.get("k8s")
+        if pod is not None:
+            k8s = enr.setdefault("k8s", {})
+            _merge(k8s, "pod", pod)
+        namespace = (
+            (pod or {}).get("namespace") or container.get("namespace") or labels.get(_POD_NAMESPACE)
+        )
+        if not namespace and isinstance(k8s, dict) and isinstance(k8s.get("pod"), dict):
+            namespace = k8s["pod"].get("namespace")
+        ns = self._get("namespaces", namespace)
+        if ns is not None:
+            _merge(enr.setdefault("k8s", {}), "ns", ns)
 
     def _cloudtrail(self, ev: Event) -> None:
         rec = ev.payload
@@ -116,7 +141,12 @@ class MetadataEnricher:
     def _k8s_audit(self, ev: Event) -> None:
         rec = ev.payload
         ref = rec.get("objectRef")
-        ns = self._get("namespaces", ref.get("namespace") if isinstance(ref, dict) else None)
+        ref = ref if isinstance(ref, dict) else {}
+        # a namespaced object's namespace; for a Namespace itself, its name
+        name = ref.get("namespace") or (
+            ref.get("name") if ref.get("resource") == "namespaces" else None
+        )
+        ns = self._get("namespaces", name)
         if ns is not None:
             _merge(ev.enrichment.setdefault("k8s", {}), "ns", ns)
         user = rec.get("user")

@@ -250,11 +250,29 @@ def rules() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def rules_validate(paths: tuple[str, ...], as_json: bool) -> None:
     """Load rule files in the order given (as Falco's -r) and report counts, warnings and
-    errors with file:line:column. Exit status 1 on any error."""
-    from falconet.rules.engine import Engine
+    errors with file:line:column. Policy files among them (docs/policy.md) are checked
+    after the rules, against them. Exit status 1 on any error."""
+    from falconet.rules.engine import Engine, expand_rule_files
+    from falconet.rules.policy import is_policy_text, load_policy
 
+    rule_paths: list[str] = []
+    policy_files: list[tuple[str, str]] = []
+    for path in expand_rule_files(paths) if paths else []:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            rule_paths.append(str(path))  # the loader reports it with its position
+            continue
+        if is_policy_text(text):
+            policy_files.append((str(path), text))
+        else:
+            rule_paths.append(str(path))
     engine = Engine()
-    result = engine.load(list(paths))
+    result = engine.load(rule_paths or list(paths))
+    policies = 0
+    if result.ok and policy_files:
+        policy_set, result = load_policy(policy_files, engine, result)
+        policies = len(policy_set.policies)
     if as_json:
         import orjson
 
@@ -279,6 +297,8 @@ def rules_validate(paths: tuple[str, ...], as_json: bool) -> None:
             click.echo(
                 f"together: {rules_n} rules, {macros_n} macros, {lists_n} lists (unique names)"
             )
+        if policy_files:
+            click.echo(f"policies: {policies} in {len(policy_files)} file(s)")
         for m in result.messages:
             click.echo(m.format())
         click.echo(("OK: " if result.ok else "FAILED: ") + result.summary())

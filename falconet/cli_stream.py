@@ -125,34 +125,80 @@ def worker(ctx: click.Context, rules: tuple[str, ...], worker_id: str, log_level
 @click.command("push")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--name", default="default", show_default=True, help="Rule set name (the record key).")
+@click.option("--watch", is_flag=True,
+              help="Keep running: push again whenever the files' content changes (a mounted "
+                   "ConfigMap); an invalid change is reported and not pushed.")  # fmt: skip
+@click.option("--interval", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              metavar="SECONDS", help="With --watch: how often the files are read again.")  # fmt: skip
 @click.pass_context
-def rules_push(ctx: click.Context, paths: tuple[str, ...], name: str) -> None:
+def rules_push(ctx: click.Context, paths: tuple[str, ...], name: str, watch: bool, interval: float) -> None:
     """Validate rule files and publish them to rules.v1; every worker swaps to them.
 
-    Files load in the order given, as with `falconet run --rules`. An invalid set is not
+    Files load in the order given, as with `falconet run --rules`; policy files (lists of
+    `- policy:` items, docs/policy.md) travel in the same set. An invalid set is not
     published (the errors are printed with their positions, exit status 1).
-    """
-    from falconet.rules.engine import Engine
-    from falconet.streams.rulesets import Ruleset, push
 
+    With --watch the command pushes the files, then reads them again every --interval
+    seconds and pushes them when their names or contents changed (Kubernetes swaps a
+    ConfigMap volume's files at once, through a symlink). A set that does not load, or a
+    push Kafka refused, is reported and the watch goes on (a refused push is retried);
+    workers keep the last set that was pushed. SIGTERM or Ctrl-C stops it.
+    """
     cfg = load_config(ctx)
+    if not watch:
+        status = _push_files(cfg, list(paths), name)
+        if status != "pushed":
+            sys.exit(1)
+        return
+    settings = kafka_settings(cfg)
+    last: str | None = None  # version of the last set pushed or found invalid: not tried again
     try:
-        ruleset = Ruleset.from_files(list(paths), name)
+        while True:
+            version = _files_version(list(paths), name)
+            if version != last:
+                status = _push_files(cfg, list(paths), name, settings)
+                if status in ("pushed", "invalid"):
+                    last = version
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return
+
+
+def _files_version(paths: list[str], name: str) -> str:
+    """The version the files would be pushed as (sha256 of names and contents); "" unreadable."""
+    from falconet.streams.rulesets import Ruleset
+
+    try:
+        return Ruleset.from_files(paths, name).version
+    except FalconetError:
+        return ""
+
+
+def _push_files(cfg: Config, paths: list[str], name: str, settings: Any = None) -> str:
+    """Validate and push once: "pushed", "invalid" (not pushed) or "failed" (Kafka, I/O)."""
+    from falconet.streams.rulesets import Ruleset, compile_ruleset, push
+
+    try:
+        ruleset = Ruleset.from_files(paths, name)
     except FalconetError as exc:
-        _fail(exc)
-    engine = Engine(cfg.engine_config())
-    result = engine.load_texts(list(ruleset.files))
+        err(f"falconet: not pushed: {exc}")
+        return "failed"
+    compiled, result = compile_ruleset(ruleset.files, cfg.engine_config())  # rules and policies
+    engine = compiled.engine
     for m in result.messages:
         err(m.format())
     if not result.ok:
         err(f"falconet: not pushed: the rules do not load ({result.summary()})")
-        sys.exit(1)
+        return "invalid"
     try:
-        push(kafka_settings(cfg), ruleset)
+        push(settings if settings is not None else kafka_settings(cfg), ruleset)
     except FalconetError as exc:
-        _fail(exc)
+        err(f"falconet: {exc}")
+        return "failed"
+    policies = f"{len(compiled.policy)} policies, " if len(compiled.policy) else ""
     click.echo(f"pushed rule set '{name}' version {ruleset.version} ({len(engine.rules)} rules, "
-               f"{len(ruleset.files)} files)")  # fmt: skip
+               f"{policies}{len(ruleset.files)} files)")  # fmt: skip
+    return "pushed"
 
 
 @click.command("status")
@@ -193,7 +239,8 @@ def rules_status(ctx: click.Context, as_json: bool) -> None:
         age = (now - int(r.get("updated_at", 0))) / 1e9
         line = (
             f"{r.get('worker', '?')}: {r.get('state', '?')}, rules {rules.get('version') or '-'} "
-            f"({rules.get('origin', '')}, {rules.get('rules', 0)} rules), "
+            f"({rules.get('origin', '')}, {rules.get('rules', 0)} rules, "
+            f"{rules.get('policies', 0)} policies), "
             f"{counters.get('events', 0)} events, {counters.get('detections', 0)} detections, "
             f"{counters.get('dead_letters', 0)} dead letters, "
             f"lag {sum(r.get('lag', {}).values())} records, updated {age:.0f}s ago"

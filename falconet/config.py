@@ -185,6 +185,20 @@ SETTINGS: tuple[Setting, ...] = (
         str,
         "Where the worker keeps local state (default: a folder under the user's cache dir).",
     ),
+    # -- enrich (late-arriving container metadata in the workers) ----------------------------
+    Setting(
+        "enrich.wait_ms",
+        2000,
+        int,
+        "Longest a syscall record waits for the metadata of a container the containers table does not hold yet, then goes on without it (0: never wait).",
+    ),
+    Setting(
+        "enrich.max_pending",
+        10000,
+        int,
+        "Most events held at once waiting for container metadata; a record that would pass it goes on at once.",
+    ),
+    # -- end enrich
     # -- sensor.syscall (the eBPF sensor) ---------------------------------------------------
     Setting(
         "syscall.host",

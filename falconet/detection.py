@@ -4,6 +4,10 @@ Any tool that reads Falco's JSON alerts (``time``, ``rule``, ``priority``, ``out
 ``output_fields``, ``source``, ``tags``, ``hostname``) reads ours; falconet adds a stable
 ``id`` (a hash of the rule and the event id, so a replayed or redelivered event gives the
 same id), the ``event_id``, and the event's ``enrichment`` when there is any.
+
+Context-aware policy (``docs/policy.md``) adds ``owner``, ``environment``, ``score``
+(``falconet.score``, 0–100) and ``routes`` (the sinks a detection is meant for); each is
+written only when set, so a detection no policy touched is Falco's alert plus the above.
 """
 
 from __future__ import annotations
@@ -42,6 +46,10 @@ class Detection:
     event_id: str
     ts: int
     enrichment: dict[str, Any] = field(default_factory=dict)
+    owner: str = ""
+    environment: str = ""
+    score: int | None = None
+    routes: tuple[str, ...] = ()
 
     def to_json_obj(self) -> dict[str, Any]:
         obj: dict[str, Any] = {
@@ -58,6 +66,14 @@ class Detection:
         }
         if self.enrichment:
             obj["enrichment"] = self.enrichment
+        if self.owner:
+            obj["owner"] = self.owner
+        if self.environment:
+            obj["environment"] = self.environment
+        if self.score is not None:
+            obj["score"] = self.score
+        if self.routes:
+            obj["routes"] = list(self.routes)
         return obj
 
     @classmethod
@@ -81,11 +97,21 @@ class Detection:
             event_id=obj.get("event_id", ""),
             ts=ts,
             enrichment=obj.get("enrichment", {}),
+            owner=str(obj.get("owner") or ""),
+            environment=str(obj.get("environment") or ""),
+            score=_score(obj.get("score")),
+            routes=tuple(str(r) for r in obj.get("routes") or () if r),
         )
 
     def to_json(self) -> bytes:
         """One JSON line (no newline). Invalid UTF-8 from events becomes U+FFFD."""
         return json_bytes(self.to_json_obj())
+
+
+def _score(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return int(value)
 
 
 def json_bytes(obj: Any) -> bytes:

@@ -233,7 +233,7 @@ class SinkWorker:
             self._dead.append(_Dead(_Raw(raw, Origin(topic, partition, offset, key), reason),
                                     [ticket], reason))  # fmt: skip
             return
-        if not accepts(self.common, record):
+        if not accepts(self.common, record, self.name):
             self.metrics.filtered()
             self.tracker.finish(ticket)
             return

@@ -106,6 +106,7 @@ class StatusReporter(threading.Thread):
                 "origin": r.origin,
                 "loaded_at": r.loaded_at,
                 "rules": r.rules,
+                "policies": r.policies,
                 "refused_version": r.refused_version,
                 "refused_errors": r.refused_errors[:5],
             },
@@ -150,6 +151,7 @@ def build_app(cfg: Config, settings: KafkaSettings, pipeline: Pipeline, worker_i
     """The Faust app of a worker (not started)."""
     import faust
 
+    from falconet.enrichers.late import ContainerWait
     from falconet.enrichers.metadata import MetadataEnricher
 
     app = faust.App(
@@ -184,11 +186,14 @@ def build_app(cfg: Config, settings: KafkaSettings, pipeline: Pipeline, worker_i
         tables[name] = table
         _meta_agent(app, settings.topic(meta_topic(name)), table, cfg["topics.meta_partitions"])
     pipeline.enricher = MetadataEnricher({name: _StoreView(t) for name, t in tables.items()})
+    # a container's first events may arrive before its metadata: a bounded wait (enrichers/late.py)
+    waiter = ContainerWait(_StoreView(tables["containers"]), wait=cfg["enrich.wait_ms"] / 1000,
+                           max_pending=cfg["enrich.max_pending"])  # fmt: skip
 
     # -- one agent per event source ----------------------------------------------------------
     for source in SOURCES:
         _source_agent(app, settings.topic(events_topic(source)), source, pipeline, detections,
-                      dlq, worker_id, counters)  # fmt: skip
+                      dlq, worker_id, counters, waiter if source == "syscall" else None)  # fmt: skip
     return app
 
 
@@ -208,6 +213,9 @@ class _StoreView:
     def get(self, key: bytes) -> bytes | None:
         return self._table.data.data.get(key)
 
+    def __len__(self) -> int:
+        return len(self._table.data.data)
+
 
 def _meta_agent(app: Any, topic_name: str, table: Any, partitions: int) -> None:
     topic = app.topic(topic_name, partitions=partitions, **_RAW)
@@ -224,7 +232,8 @@ def _meta_agent(app: Any, topic_name: str, table: Any, partitions: int) -> None:
 
 
 def _source_agent(app: Any, topic_name: str, source: str, pipeline: Pipeline, detections: Any,
-                  dlq: Any, worker_id: str, counters: dict[str, int]) -> None:  # fmt: skip
+                  dlq: Any, worker_id: str, counters: dict[str, int],
+                  waiter: Any = None) -> None:  # fmt: skip
     topic = app.topic(topic_name, **_RAW)
 
     @app.agent(topic, name=f"falconet.evaluate.{source}")
@@ -233,7 +242,14 @@ def _source_agent(app: Any, topic_name: str, source: str, pipeline: Pipeline, de
             msg = event.message
             origin = Origin(msg.topic, msg.partition, msg.offset, event.key)
             try:
-                outcome = pipeline.process(event.value, origin)
+                if waiter is None:
+                    outcome = pipeline.process(event.value, origin)
+                else:  # hold the record (bounded) while a container it names has no metadata
+                    decoded = pipeline.decode(event.value, origin)
+                    await waiter.settle(ev for ev, _ in decoded.events)
+                    counters["container_waits"] = waiter.stats.waits
+                    counters["container_waits_expired"] = waiter.stats.expired
+                    outcome = pipeline.finish(decoded)
                 pending = []
                 for d in outcome.detections:
                     pending.append(

@@ -43,6 +43,15 @@ class Outcome:
     dead_letters: list[bytes] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class Decoded:
+    """A record's decoded events (with their index in a batch) and its decode dead letters."""
+
+    origin: Origin
+    events: list[tuple[Event, int | None]] = field(default_factory=list)
+    dead_letters: list[bytes] = field(default_factory=list)
+
+
 class Pipeline:
     """Decode → enrich → evaluate for one worker."""
 
@@ -62,7 +71,13 @@ class Pipeline:
         self._numbers: dict[str, int] = {}
 
     def process(self, value: bytes | None, origin: Origin) -> Outcome:
-        out = Outcome()
+        return self.finish(self.decode(value, origin))
+
+    def decode(self, value: bytes | None, origin: Origin) -> Decoded:
+        """The first half of :meth:`process`: the record's events, not yet enriched or
+        evaluated (the syscall agent may wait for late container metadata in between,
+        :mod:`falconet.enrichers.late`), and the dead letters of what did not decode."""
+        out = Decoded(origin)
         if value is None:
             out.dead_letters.append(self._dlq(DECODE, "empty record (no value)", origin, b""))
             return out
@@ -97,21 +112,28 @@ class Pipeline:
         index: int | None,
         origin: Origin,
         kafka_origin: dict[str, Any],
-        out: Outcome,
+        out: Decoded,
         whole: bytes | None = None,
     ) -> None:
         ev = fast_envelope(item) if item.__class__ is dict else None
         if ev is not None:
-            self._evaluate(ev, index, origin, out)
+            out.events.append((ev, index))
             return
         problems: list[str] = []
         for ev in self.decoder.events(item, kafka_origin, problems.append):
-            self._evaluate(ev, index, origin, out)
+            out.events.append((ev, index))
         for reason in problems:
             original = whole if whole is not None else orjson.dumps(item)
             out.dead_letters.append(
                 self._dlq(DECODE, reason, origin, original, index=index)
             )
+
+    def finish(self, decoded: Decoded) -> Outcome:
+        """The second half of :meth:`process`: enrich and evaluate the decoded events."""
+        out = Outcome(dead_letters=decoded.dead_letters)
+        for ev, index in decoded.events:
+            self._evaluate(ev, index, decoded.origin, out)
+        return out
 
     def _evaluate(self, ev: Event, index: int | None, origin: Origin, out: Outcome) -> None:
         out.events += 1
@@ -126,8 +148,9 @@ class Pipeline:
                     self._dlq(ENRICH, f"enrichment failed: {type(exc).__name__}: {exc}", origin,
                               _event_bytes(ev), index=index, ev=ev)  # fmt: skip
                 )
+        active = getattr(self.holder, "active", None)  # rules and policies of one rule set
         try:
-            found = self.holder.engine.process(ev)
+            found = (active or self.holder).engine.process(ev)
         except EvaluationError as exc:
             out.dead_letters.append(
                 self._dlq(EVALUATE, str(exc), origin, _event_bytes(ev), index=index, ev=ev,
@@ -141,6 +164,8 @@ class Pipeline:
                           index=index, ev=ev)  # fmt: skip
             )
             found = []
+        if found and active is not None:  # context-aware policy: falconet.rules.policy
+            found = active.policy.apply(ev, found)
         out.detections.extend(found)
 
     def _dlq(

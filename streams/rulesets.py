@@ -6,9 +6,12 @@ names and contents in load order and a version (sha256 of the contents):
     {"v": 1, "name": "default", "version": "9f2c…", "pushed_at": 1718…, "pushed_by": "ana@laptop",
      "files": [{"name": "falco_rules.yaml", "content": "..."}, ...]}
 
+A rule set may carry policy files (``docs/policy.md``): files whose YAML is a list of
+``- policy:`` items are loaded as policies, the others as rules, each kind in its order.
+
 Each worker follows the topic from the beginning with its own reader (no consumer group:
-every worker must see every rule set), compiles a new set off the hot path and swaps it in
-between records, atomically. An invalid set is refused: the worker keeps running the
+every worker must see every rule set), compiles a new set (rules and policies) off the hot path
+and swaps both in between records, atomically. An invalid set is refused: the worker keeps running the
 previous one, logs the errors with their positions, and says so in its status record on
 ``status.v1`` (key = worker id), which `falconet rules status` shows.
 """
@@ -32,6 +35,7 @@ import orjson
 from falconet.errors import FalconetError
 from falconet.kafka import KafkaSettings
 from falconet.rules.engine import Engine, EngineConfig, expand_rule_files
+from falconet.rules.policy import PolicySet, load_policy, split_policy_files
 from falconet.rules.result import LoadResult
 
 from .topics import RULES, STATUS
@@ -104,6 +108,28 @@ class Ruleset:
             raise RulesetError(f"not a rule set record: {exc}") from None
 
 
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """What a worker evaluates with: the engine and the policies of one rule set."""
+
+    engine: Engine
+    policy: PolicySet
+
+
+def compile_ruleset(
+    files: Sequence[tuple[str, str]], config: EngineConfig
+) -> tuple[Compiled, LoadResult]:
+    """Load a rule set's rule files, then its policy files (policies naming rules the set
+    does not have get warnings); one result holds the messages of both."""
+    rule_files, policy_files = split_policy_files(files)
+    engine = Engine(config)
+    result = engine.load_texts(rule_files)
+    policy = PolicySet()
+    if result.ok and policy_files:
+        policy, result = load_policy(policy_files, engine, result)
+    return Compiled(engine, policy), result
+
+
 @dataclass(slots=True)
 class LoadedRules:
     """What a worker runs, and what happened to the last set it was given."""
@@ -112,35 +138,47 @@ class LoadedRules:
     origin: str = ""  # "files" or "push"
     loaded_at: int = 0
     rules: int = 0
+    policies: int = 0
     refused_version: str = ""
     refused_errors: list[str] = field(default_factory=list)
 
 
 class RulesetHolder:
-    """Holds the engine a worker evaluates with; :meth:`apply` swaps it atomically."""
+    """Holds the engine and policies a worker evaluates with; :meth:`apply` swaps both
+    atomically (readers take :attr:`active` once per event)."""
 
     def __init__(self, config: EngineConfig) -> None:
         self.config = config
-        self.engine = Engine(config)
+        self.active = Compiled(Engine(config), PolicySet())
         self.state = LoadedRules()
         self._lock = threading.Lock()
 
+    @property
+    def engine(self) -> Engine:
+        return self.active.engine
+
+    @property
+    def policy(self) -> PolicySet:
+        return self.active.policy
+
     def apply(self, ruleset: Ruleset, origin: str) -> LoadResult:
-        """Compile ``ruleset``; swap it in if it loads, else keep the current engine."""
-        engine = Engine(self.config)
-        result = engine.load_texts(list(ruleset.files))
+        """Compile ``ruleset``; swap it in if it loads, else keep the current one."""
+        compiled, result = compile_ruleset(ruleset.files, self.config)
+        engine = compiled.engine
         with self._lock:
             if result.ok:
-                self.engine = engine  # one reference assignment: atomic for the agents
+                self.active = compiled  # one reference assignment: atomic for the agents
                 self.state.version = ruleset.version
                 self.state.origin = origin
                 self.state.loaded_at = time.time_ns()
                 self.state.rules = len(engine.rules)
+                self.state.policies = len(compiled.policy)
                 self.state.refused_version = ""
                 self.state.refused_errors = []
                 log.info(
-                    "rules loaded version=%s origin=%s rules=%d warnings=%d",
-                    ruleset.version, origin, len(engine.rules), len(result.warnings),
+                    "rules loaded version=%s origin=%s rules=%d policies=%d warnings=%d",
+                    ruleset.version, origin, len(engine.rules), len(compiled.policy),
+                    len(result.warnings),
                 )  # fmt: skip
             else:
                 self.state.refused_version = ruleset.version

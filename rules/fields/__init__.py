@@ -13,6 +13,7 @@ from functools import cache
 from falconet.fields import FieldRegistry
 
 from . import cloudtrail, common, gcpaudit, github, jsonfields, k8saudit, okta, syscall
+from . import falconet as falconet_fields
 
 #: Source name -> (module providing FIELDS, plugin name whose `evt.plugininfo` applies)
 _SOURCES = {
@@ -39,6 +40,7 @@ def registry_for(source: str) -> FieldRegistry | None:
         return None
     reg = FieldRegistry(source, common.GENERIC_FIELDS)
     reg.add(*module.FIELDS)
+    reg.add(*falconet_fields.fields_for(source))  # falconet.* context fields (enrichment)
     if source != "syscall":
         reg.add(*common.plugin_event_fields(module.PLUGIN, module.plugin_info))
         reg.add(*jsonfields.FIELDS)

@@ -1639,6 +1639,18 @@ def _cval(key: str, host_value: Any) -> Extractor:
     return ex
 
 
+_ctype = _cval("type", "host")
+
+
+def _container_type(ev: Ev) -> str | None:
+    """``container.type``; a Kubernetes publisher record names it ``runtime``."""
+    v = _ctype(ev)
+    if v is None:
+        r = _cget(ev, "runtime")
+        return r if isinstance(r, str) and r else None
+    return v
+
+
 def _cimage(sub: str) -> Extractor:
     def ex(ev: Ev) -> str | None:
         img = _cget(ev, "image")
@@ -1770,8 +1782,12 @@ def _k8s(ev: Ev, section: str) -> dict[str, Any] | None:
     return None if k is None else k.get(section)
 
 
-def _k8s_value(section: str, key: str, label: str | None = None) -> Extractor:
-    """A k8s value, falling back to the container label the runtime sets (``label``)."""
+def _k8s_value(
+    section: str, key: str, label: str | None = None, ckey: str | None = None
+) -> Extractor:
+    """A k8s value, falling back to the container label the runtime sets (``label``), then
+    to the container record's own copy (``ckey``: ``pod_name``/``namespace``, which both
+    metadata publishers write)."""
 
     def ex(ev: Ev) -> str | None:
         d = _k8s(ev, section)
@@ -1782,7 +1798,13 @@ def _k8s_value(section: str, key: str, label: str | None = None) -> Extractor:
         if label is not None:
             labels = _cget(ev, "labels")
             if isinstance(labels, dict):
-                return labels.get(label)
+                v = labels.get(label)
+                if v is not None:
+                    return v
+        if ckey is not None:
+            v = _cget(ev, ckey)
+            if v and v is not _MISSING:
+                return v
         return None
 
     return ex
@@ -1819,6 +1841,26 @@ def _make_pod_label(arg: str | None) -> Extractor:
         d = _k8s(ev, "pod")
         labels = d.get("labels") if d else None
         return labels.get(key) if labels else None
+
+    return ex
+
+
+def _ns_labels(ev: Ev) -> str | None:
+    """``k8s.ns.labels``: the container plugin leaves it empty; falconet reads the labels
+    the Kubernetes publisher put on ``meta.namespaces.v1`` (like k8smeta's ``ns.labels``)."""
+    d = _k8s(ev, "ns")
+    labels = d.get("labels") if d else None
+    return _labels_text(labels) if isinstance(labels, dict) else None
+
+
+def _make_ns_label(arg: str | None) -> Extractor:
+    assert arg is not None
+    key = arg
+
+    def ex(ev: Ev) -> str | None:
+        d = _k8s(ev, "ns")
+        labels = d.get("labels") if d else None
+        return labels.get(key) if isinstance(labels, dict) else None
 
     return ex
 
@@ -2227,7 +2269,7 @@ _CONTAINER_FIELDS = (
     _x("container.image", F.CHARBUF, "image name (repository:tag)", _cimage("name")),
     _x("container.image.id", F.CHARBUF, "image id", _cimage("id")),
     _x("container.type", F.CHARBUF, "container runtime (docker, containerd, cri-o...)",
-       _cval("type", "host")),
+       _container_type),
     _x("container.privileged", F.BOOL, "true for a privileged container",
        _cval("privileged", False)),
     _x("container.mounts", F.CHARBUF, "mounts as source:dest:mode:rdwr:propagation, comma "
@@ -2270,9 +2312,9 @@ _CONTAINER_FIELDS = (
     _x("proc.is_container_liveness_probe", F.BOOL, _DEPRECATED_K8S, _none),
     _x("proc.is_container_readiness_probe", F.BOOL, _DEPRECATED_K8S, _none),
     _x("k8s.pod.name", F.CHARBUF, "pod name", _k8s_value("pod", "name",
-       "io.kubernetes.pod.name")),
+       "io.kubernetes.pod.name", "pod_name")),
     _x("k8s.ns.name", F.CHARBUF, "namespace name", _k8s_value("ns", "name",
-       "io.kubernetes.pod.namespace")),
+       "io.kubernetes.pod.namespace", "namespace")),
     _x("k8s.pod.id", F.CHARBUF, "pod uid (legacy name)", _k8s_value("pod", "uid",
        "io.kubernetes.pod.uid")),
     _x("k8s.pod.uid", F.CHARBUF, "pod uid", _k8s_value("pod", "uid", "io.kubernetes.pod.uid")),
@@ -2293,8 +2335,10 @@ _CONTAINER_FIELDS = (
     _m("k8s.svc.label", F.CHARBUF, _DEPRECATED_K8S, simple(_none), arg=_REQ),
     _x("k8s.svc.labels", F.CHARBUF, _DEPRECATED_K8S, _none),
     _x("k8s.ns.id", F.CHARBUF, _DEPRECATED_K8S, _none),
-    _m("k8s.ns.label", F.CHARBUF, _DEPRECATED_K8S, simple(_none), arg=_REQ),
-    _x("k8s.ns.labels", F.CHARBUF, _DEPRECATED_K8S, _none),
+    _m("k8s.ns.label", F.CHARBUF, "one namespace label ([key]), from the namespaces metadata "
+       "table (as k8smeta.ns.label)", _make_ns_label, arg=_REQ),
+    _x("k8s.ns.labels", F.CHARBUF, "namespace labels as key:value, comma separated (from the "
+       "namespaces metadata table)", _ns_labels),
     *(
         f
         for kind in ("rs", "deployment")

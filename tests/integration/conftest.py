@@ -12,10 +12,11 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
@@ -82,3 +83,15 @@ def kafka_jars(request: pytest.FixtureRequest) -> Path:
 def topic_prefix() -> str:
     """A prefix no other test (or earlier run against the same cluster) uses: ``t<hex>.``."""
     return f"t{secrets.token_hex(5)}."
+
+
+@pytest.fixture()
+def stack(kafka: BrokerInfo, topic_prefix: str, tmp_path: Path) -> Iterator[Any]:
+    """A falconet stack on the session broker with topics of its own (harness.Stack); the
+    workers it started are killed at the end."""
+    from .harness import make_stack
+
+    s = make_stack(kafka.bootstrap, topic_prefix, tmp_path)
+    yield s
+    for w in s.workers:
+        s.stop(w, signal.SIGKILL)

@@ -4,27 +4,18 @@ in them what `falconet run` finds offline."""
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 
-import pytest
-
 from falconet.streams.topics import DETECTIONS, events_topic
-from tests.integration.harness import Stack, make_stack, reader
+from tests.integration.harness import Stack, reader
 
 CAPTURE = "falco-tests/traces/cat_write.scap"
 SINGLE_RULE = "falco-tests/rules/falco/SingleRule__single_rule.yaml"
 
 
-@pytest.fixture()
-def stack(kafka, topic_prefix: str, tmp_path: Path):
-    s = make_stack(kafka.bootstrap, topic_prefix, tmp_path)
-    yield s
-    for w in s.workers:
-        s.stop(w, signal.SIGKILL)
-
-
-def test_replayed_capture_lands_on_the_syscall_topic_keyed_by_host(stack: Stack, corpus: Path) -> None:
+def test_replayed_capture_lands_on_the_syscall_topic_keyed_by_host(
+    stack: Stack, corpus: Path
+) -> None:
     r = stack.falconet("replay", str(corpus / CAPTURE), "--topic", events_topic("syscall"),
                        "--as-fast-as-possible")  # fmt: skip
     assert r.returncode == 0, r.stderr
@@ -33,7 +24,9 @@ def test_replayed_capture_lands_on_the_syscall_topic_keyed_by_host(stack: Stack,
         batches = read(until=lambda s: sum(len(b) for b in s) >= 303, timeout=60)
     envelopes = [e for b in batches for e in b]
     assert len(envelopes) == 303
-    assert {e["host"] for e in envelopes} == {"ubuntu"} and {e["source"] for e in envelopes} == {"syscall"}
+    assert {e["host"] for e in envelopes} == {"ubuntu"} and {e["source"] for e in envelopes} == {
+        "syscall"
+    }
     opens = [e for e in envelopes if e["type"] == "open"]
     assert [o["event"]["fd"]["name"] for o in opens][-1] == "/dev/null"
 

@@ -162,6 +162,19 @@ def test_filters() -> None:
     assert not accepts(common(rules=["Shell *"], sources=["k8s_audit"]), warning)  # all filters
 
 
+def test_policy_routes_narrow_delivery_to_the_named_sinks() -> None:
+    """A detection a policy routed goes only to the sinks it names (docs/policy.md); the
+    sink's own filters still apply; an unrouted detection goes everywhere."""
+    import dataclasses
+
+    plain = rec(1, priority="Warning")
+    routed = dataclasses.replace(plain, detection=dataclasses.replace(plain.detection, routes=("team-payments",)))
+    assert accepts(common(), plain, "soc") and accepts(common(), plain, "team-payments")
+    assert accepts(common(), routed, "team-payments")
+    assert not accepts(common(), routed, "soc")
+    assert not accepts(common(min_priority="critical"), routed, "team-payments")
+
+
 # -- dedup ------------------------------------------------------------------------------------
 def test_dedup_folds_repeats_within_the_window() -> None:
     clock = Clock()
