@@ -6,13 +6,15 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint bench clean help prereqs prereqs-test
+.PHONY: demo test lint bench clean help prereqs prereqs-test helm-tools helm-check image
 
 help:
 	@echo "make demo   - install into .venv and run falconet on the bundled intrusion scenario"
 	@echo "make test   - install into .venv with test extras and run the test suite"
 	@echo "make lint   - ruff over the code"
 	@echo "make bench  - rules engine throughput benchmark (prints figures)"
+	@echo "make helm-check - lint, render and validate the Helm chart (helm/falconet) offline"
+	@echo "make image  - build the container image with buildah (see docs/deploy.md)"
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
@@ -37,7 +39,20 @@ prereqs-test:
 demo: prereqs $(VENV)/.installed
 	$(VENV)/bin/falconet demo
 
-test: prereqs-test $(VENV)/.installed-test
+# helm, kubeconform and the Kubernetes schemas for the chart's tests: built once, cached in
+# ~/.cache/falconet/tools (FALCONET_TOOLS_DIR); FALCONET_SKIP_HELM=1 skips them
+helm-tools:
+	@bash scripts/helm_tools.sh
+
+helm-check: helm-tools $(VENV)/.installed-test
+	$(PY) -m pytest -q tests/helm
+
+# the container image (Dockerfile) with buildah, smoke-tested; without PYTHON_IMAGE the base
+# is made here from Debian packages (no registry needed): scripts/build_image.sh
+image:
+	@bash scripts/build_image.sh
+
+test: prereqs-test helm-tools $(VENV)/.installed-test
 	$(PY) -m pytest -q
 
 lint: $(VENV)/.installed-test
