@@ -258,6 +258,12 @@ class BatchingSink(abc.ABC):
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections. Called once, also after a failed open()."""
 
+    async def probe(self) -> str:
+        """Check, after open() and without delivering anything, that the destination answers
+        and takes our credentials, as far as its protocol allows; raise SinkError if not.
+        Returns what was checked, for ``falconet sink --check``."""
+        return "configuration only (this destination has no side-effect-free check)"
+
     def record_size(self, record: SinkRecord) -> int:
         """Bytes ``record`` adds to a request (used to cut batches under the limits)."""
         return len(record.raw) + 1

@@ -102,8 +102,10 @@ async def _check(specs: list) -> int:
         except FalconetError as exc:
             problem = str(exc)
         else:
+            checked = ""
             try:
                 await instance.open()
+                checked = await instance.probe()
             except Exception as exc:  # report any failure of open() for this sink
                 problem = (
                     f"{type(exc).__name__}: {exc}"
@@ -119,5 +121,5 @@ async def _check(specs: list) -> int:
             bad += 1
             click.echo(f"FAILED {spec.name} ({spec.kind}): {problem}")
         else:
-            click.echo(f"OK     {spec.name} ({spec.kind})")
+            click.echo(f"OK     {spec.name} ({spec.kind}): {checked}")
     return 1 if bad else 0

@@ -141,6 +141,18 @@ class ElasticSink(BatchingSink):
             await self._http.close()
             self._http = None
 
+    async def probe(self) -> str:
+        """An empty ``_bulk`` request: the node authenticates and authorizes it before it
+        refuses the empty body (400), so 401/403 name a credential or privilege problem and
+        nothing is indexed."""
+        resp = await self._post(b"")
+        if resp.status in (401, 403):
+            raise_for_status(resp, f"{self.product} _bulk")
+        if resp.status >= 500:
+            raise_for_status(resp, f"{self.product} _bulk")
+        return (f"{self.product} {_host(self._nodes[self._node])} accepts the credentials "
+                f"for {self._path.split('?')[0]} (empty request, nothing indexed)")  # fmt: skip
+
     # -- documents ---------------------------------------------------------------------------
 
     def document(self, record: SinkRecord, now: datetime | None = None) -> dict[str, Any]:

@@ -76,6 +76,9 @@ class FileSink(BatchingSink):
         await asyncio.to_thread(self._open)
         log.info("sink %s: writing JSON lines to %s", self.name, self._where)
 
+    async def probe(self) -> str:
+        return f"{self._where} is open for appending"
+
     async def close(self) -> None:
         if self._file is not None and not self._stdout:
             try:

@@ -205,6 +205,13 @@ class HttpClient:
                 raise SinkError(f"{where}: {type(e).__name__}: {e}", retryable=True) from None
 
 
+async def probe_reachable(client: HttpClient, url: str) -> str:
+    """A HEAD request to ``url``: any HTTP answer proves the network path, the proxy and
+    TLS (the server's certificate against our CAs) work; nothing is sent."""
+    r = await client.request("HEAD", url)
+    return f"{_where(url)} answers over {'TLS' if url.startswith('https') else 'HTTP'} (HTTP {r.status})"
+
+
 def _where(url: str) -> str:
     """The URL without query string or credentials (for messages and logs)."""
     from urllib.parse import urlsplit

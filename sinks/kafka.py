@@ -130,6 +130,9 @@ class KafkaSink(BatchingSink):
             self._producer = self._new_producer()
         await asyncio.to_thread(self._check_topic)
 
+    async def probe(self) -> str:
+        return f"Kafka {self.cluster.bootstrap if self.cluster else ''} answers; topic {self._topic} checked"
+
     async def close(self) -> None:
         producer, self._producer = self._producer, None
         if producer is not None:

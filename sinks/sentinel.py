@@ -37,7 +37,7 @@ from falconet.errors import ConfigError, SinkError
 
 from .base import ACCEPTED, BatchingSink, ItemFailure, Option, SinkRecord, WriteResult
 from .entra import EntraTokenClient
-from .http import HttpClient, HttpResponse, is_retryable_status, retry_after
+from .http import HttpClient, HttpResponse, is_retryable_status, probe_reachable, retry_after
 
 __all__ = ["API_VERSION", "COLUMNS", "MAX_REQUEST_BYTES", "SentinelSink", "to_row"]
 
@@ -170,6 +170,7 @@ class SentinelSink(BatchingSink):
             f"{endpoint}/dataCollectionRules/{quote(dcr, safe='')}/streams/"
             f"{quote(stream, safe='')}?api-version={API_VERSION}"
         )
+        self._endpoint = endpoint
         self._clock = clock
         self._http = HttpClient(options, name)
         self._tokens = EntraTokenClient(
@@ -188,6 +189,14 @@ class SentinelSink(BatchingSink):
 
     async def close(self) -> None:
         await self._http.close()
+
+    async def probe(self) -> str:
+        """Get a token from Entra ID (the app's credentials) and reach the ingestion
+        endpoint over TLS; nothing is uploaded (the DCR and the role assignment are only
+        proven by the first upload: 404 or 403 then name them)."""
+        await self._tokens.token()
+        reached = await probe_reachable(self._http, self._endpoint)
+        return f"Entra ID issued a token; {reached}"
 
     def record_size(self, record: SinkRecord) -> int:
         return len(encode_row(record)) + 1

@@ -167,6 +167,16 @@ class SplunkSink(BatchingSink):
             f" channel={self._channel}" if self._ack else "",
         )
 
+    async def probe(self) -> str:
+        """An empty POST: HEC checks the token before the body, so a valid token gets code 5
+        ("No data") and nothing is indexed; a bad or disabled one gets its own code."""
+        assert self._http is not None
+        resp = await self._http.request("POST", self._event_url, body=b"", headers=self._headers)
+        answer = _answer(resp)
+        if answer.get("code") == 5:
+            return f"HEC at {self._event_url} accepts the token (empty request, nothing indexed)"
+        raise _error(resp, answer)
+
     async def close(self) -> None:
         if self._http is not None:
             await self._http.close()

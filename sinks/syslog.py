@@ -380,6 +380,14 @@ class SyslogSink(BatchingSink):
             self._udp.close()
             self._udp = None
 
+    async def probe(self) -> str:
+        """Connect (and for TLS, complete the handshake against our CAs); UDP has nothing
+        to check."""
+        if self.protocol == "udp":
+            return "UDP: nothing to check without sending"
+        await self._connected()
+        return f"{self.where} accepts a {self.protocol.upper()} connection"
+
     async def close(self) -> None:
         if self._stream is not None:
             stream, self._stream = self._stream, None

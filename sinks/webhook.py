@@ -28,7 +28,7 @@ import orjson
 from falconet.errors import ConfigError
 
 from .base import ACCEPTED, BatchingSink, Option, SinkRecord, WriteResult
-from .http import HttpClient, raise_for_status
+from .http import HttpClient, probe_reachable, raise_for_status
 
 __all__ = ["WebhookSink", "sign"]
 
@@ -75,6 +75,9 @@ class WebhookSink(BatchingSink):
 
     async def close(self) -> None:
         await self._http.close()
+
+    async def probe(self) -> str:
+        return await probe_reachable(self._http, self._url)
 
     def body(self, batch: Sequence[SinkRecord]) -> bytes:
         return orjson.dumps([r.obj for r in batch])

@@ -458,3 +458,26 @@ def test_receiver_refuses_what_elasticsearch_refuses() -> None:
                 assert item["error"]["type"] == "version_conflict_engine_exception"
 
     run(scenario)
+
+
+def test_check_proves_credentials_with_an_empty_request() -> None:
+    """`falconet sink --check`: an empty _bulk request is authenticated, then refused for its
+    body; good credentials pass, wrong ones are named, nothing is indexed."""
+
+    async def probe(sink: ElasticSink) -> str:
+        await sink.open()
+        try:
+            return await sink.probe()
+        finally:
+            await sink.close()
+
+    async def scenario(rx: ElasticReceiver) -> None:
+        assert "accepts the credentials" in await probe(api_key_sink(rx))
+        wrong = make(ElasticSink, env={"FALCONET_SINK_ES_PASSWORD": "wrong"}, url=rx.url,
+                     username="falconet")  # fmt: skip
+        with pytest.raises(SinkError) as e:
+            await probe(wrong)
+        assert e.value.status == 401 and not e.value.retryable
+
+    rx = run(scenario, api_keys=(ENCODED,), users={"falconet": "s3cret"})
+    assert rx.documents(DEFAULT_INDEX) == {}

@@ -127,14 +127,23 @@ def test_cli_exit_codes(tmp_path: Path) -> None:
     r = CliRunner().invoke(main, ["--config", str(bad), "sink", "--check"])
     assert r.exit_code == 2 and "unknown sink type 'nope'" in r.output
     assert "Traceback" not in r.output
-    good = tmp_path / "good.yaml"
-    good.write_text("sinks:\n  - {name: ok, type: webhook, url: 'http://127.0.0.1:9/h'}\n"
-                    "  - {name: broken, type: webhook, url: 'https://x/h', ca_file: /nonexistent}\n")  # fmt: skip
-    r = CliRunner().invoke(main, ["--config", str(good), "sink", "--check"])
-    assert r.exit_code == 1, r.output
-    assert "OK     ok (webhook)" in r.output and "FAILED broken (webhook): ca_file" in r.output
-    r = CliRunner().invoke(main, ["--config", str(good), "sink", "--check", "--only", "ok"])
-    assert r.exit_code == 0 and "broken" not in r.output
+    from tests.sinks.receivers.webhook import WebhookReceiver
+
+    receiver = WebhookReceiver().start()
+    try:
+        good = tmp_path / "good.yaml"
+        good.write_text(f"sinks:\n  - {{name: ok, type: webhook, url: '{receiver.url}'}}\n"
+                        "  - {name: broken, type: webhook, url: 'https://x/h', ca_file: /nonexistent}\n"
+                        "  - {name: down, type: webhook, url: 'http://127.0.0.1:9/h'}\n")  # fmt: skip
+        r = CliRunner().invoke(main, ["--config", str(good), "sink", "--check"])
+        assert r.exit_code == 1, r.output
+        assert "OK     ok (webhook)" in r.output and "FAILED broken (webhook): ca_file" in r.output
+        assert "FAILED down (webhook)" in r.output  # nothing listens there: the check says so
+        r = CliRunner().invoke(main, ["--config", str(good), "sink", "--check", "--only", "ok"])
+        assert r.exit_code == 0 and "broken" not in r.output
+        assert receiver.received == []  # the check posted nothing
+    finally:
+        receiver.close()
 
 
 # -- filters --------------------------------------------------------------------------------

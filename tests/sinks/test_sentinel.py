@@ -571,3 +571,19 @@ def test_receiver_enforces_the_service_rules(tls: Any) -> None:
                 assert "Extra" not in rx.rows[-1]
 
     run(scenario)
+
+
+def test_check_gets_a_token_and_reaches_the_endpoint_without_uploading(tls: Any) -> None:
+    """`falconet sink --check`: the app's credentials get a token and the ingestion
+    endpoint answers over TLS; nothing is uploaded. A wrong secret is named."""
+
+    async def scenario() -> None:
+        async with service(tls, Clock()) as (rx, sink):
+            assert "Entra ID issued a token" in await sink.probe()
+            assert rx.calls == [] and len(rx.token_requests) == 1
+        async with service(tls, Clock(), secret="wrong-secret") as (rx, sink):
+            with pytest.raises(SinkError, match="AADSTS7000215") as e:
+                await sink.probe()
+            assert not e.value.retryable
+
+    run(scenario)

@@ -324,3 +324,27 @@ def test_settings_are_checked() -> None:
     # one channel per sink instance, a UUID
     a, b = build(ack=True), build(ack=True)
     assert a._channel != b._channel and len(a._channel) == 36
+
+
+async def probe(s: SplunkSink) -> str:
+    await s.open()
+    try:
+        return await s.probe()
+    finally:
+        await s.close()
+
+
+def test_check_proves_the_token_without_indexing(tls) -> None:
+    """`falconet sink --check`: an empty request proves the token (HEC's "No data"); a bad or
+    disabled token is named; nothing is indexed either way."""
+
+    async def scenario(hec: HecReceiver, ca: Path) -> None:
+        assert "accepts the token" in await probe(sink(hec.url, ca))
+        with pytest.raises(SinkError, match="code 4") as bad:
+            await probe(sink(hec.url, ca, token="not-a-token"))
+        assert not bad.value.retryable
+        with pytest.raises(SinkError, match="code 1"):
+            await probe(sink(hec.url, ca, token=OFF_TOKEN))
+        assert hec.indexed == []
+
+    run(tls, scenario)

@@ -173,3 +173,27 @@ def test_bad_url_is_a_config_error() -> None:
         make({})
     env = {"FALCONET_SINK_HOOK_HEADERS": "Authorization=Bearer abc,X-A=b"}
     assert make({"url": "http://x"}, env)._headers["Authorization"] == "Bearer abc"
+
+
+def test_check_reaches_the_endpoint_over_tls_without_posting(tmp_path: Path) -> None:
+    """`falconet sink --check` for a webhook: a HEAD request proves the network path and the
+    certificate; a wrong CA fails the check; no detection is posted."""
+
+    async def probe(sink: WebhookSink) -> str:
+        await sink.open()
+        try:
+            return await sink.probe()
+        finally:
+            await sink.close()
+
+    ctx, good_ca, other_ca = tls_pair(tmp_path)
+    r = WebhookReceiver(ssl_context=ctx).start()
+    try:
+        assert "answers over TLS" in asyncio.run(
+            probe(make({"url": r.url, "ca_file": str(good_ca)}))
+        )
+        with pytest.raises(SinkError, match="TLS certificate not trusted"):
+            asyncio.run(probe(make({"url": r.url, "ca_file": str(other_ca)})))
+        assert r.received == []
+    finally:
+        r.close()
