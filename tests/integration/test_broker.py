@@ -31,6 +31,7 @@ from falconet.broker import (
     wait_ready,
 )
 from falconet.broker_cli import kafka as kafka_cli
+from tests.integration.harness import wait_for
 
 
 def _quiet(_: str) -> None:
@@ -65,6 +66,10 @@ def test_session_broker_creates_topics_and_round_trips_records(
     # collector can be destroyed on a librdkafka thread and crash the process
     with AdminClient({"bootstrap.servers": kafka.bootstrap}) as admin:
         admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result(30)
+        # the controller acknowledged the topic; the broker's metadata cache follows shortly
+        # (seconds on a loaded machine): ask until it knows it, then check the partitions
+        wait_for(lambda: not admin.list_topics(topic, timeout=10).topics[topic].error, 30,
+                 "the new topic in the broker's metadata")  # fmt: skip
         assert len(admin.list_topics(topic, timeout=10).topics[topic].partitions) == 2
 
     big = b"x" * (16 * 1024 * 1024)  # the largest record falconet reads or keeps in the DLQ
