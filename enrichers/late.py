@@ -104,26 +104,29 @@ class ContainerWait:
 
     def missing(self, events: Iterable[Event]) -> tuple[set[str], int]:
         """The container ids to wait for, and how many of ``events`` name them."""
+        return self._missing(container_counts(events))
+
+    def _missing(self, counts: Mapping[str, int]) -> tuple[set[str], int]:
         ids: set[str] = set()
         held = 0
         get = self.table.get
         given_up = self._given_up
-        for ev in events:
-            cid = unknown_container(ev)
-            if cid is None or cid in given_up:
-                continue
-            if cid in ids:
-                held += 1
-            elif get(cid.encode()) is None:
+        for cid, n in counts.items():  # a batch names few containers: one lookup each
+            if cid not in given_up and get(cid.encode()) is None:
                 ids.add(cid)
-                held += 1
+                held += n
         return ids, held
 
     async def settle(self, events: Iterable[Event]) -> set[str]:
         """Wait (bounded) for the containers ``events`` name; returns the ids still unknown."""
-        if not self.enabled or not self.nonempty():
+        return await self.settle_counts(container_counts(events))
+
+    async def settle_counts(self, counts: Mapping[str, int]) -> set[str]:
+        """:meth:`settle` for the container ids of a record and how many of its events name
+        each (the worker counts them while it decodes, see ``Pipeline.decode``)."""
+        if not counts or not self.enabled or not self.nonempty():
             return set()
-        ids, held = self.missing(events)
+        ids, held = self._missing(counts)
         if not ids:
             return set()
         if self.pending + held > self.max_pending:
@@ -159,6 +162,16 @@ class ContainerWait:
         self._given_up.move_to_end(cid)
         while len(self._given_up) > self.forget_after:
             self._given_up.popitem(last=False)
+
+
+def container_counts(events: Iterable[Event]) -> dict[str, int]:
+    """How many of ``events`` name each container id that needs the table."""
+    counts: dict[str, int] = {}
+    for ev in events:
+        cid = unknown_container(ev)
+        if cid is not None:
+            counts[cid] = counts.get(cid, 0) + 1
+    return counts
 
 
 def _nonempty(table: Any) -> Callable[[], bool]:

@@ -246,10 +246,13 @@ def _source_agent(app: Any, topic_name: str, source: str, pipeline: Pipeline, de
                     outcome = pipeline.process(event.value, origin)
                 else:  # hold the record (bounded) while a container it names has no metadata
                     decoded = pipeline.decode(event.value, origin)
-                    await waiter.settle(ev for ev, _ in decoded.events)
+                    await waiter.settle_counts(decoded.containers)
                     counters["container_waits"] = waiter.stats.waits
                     counters["container_waits_expired"] = waiter.stats.expired
                     outcome = pipeline.finish(decoded)
+                    # free the record's events now: held until the next record's decode, they
+                    # keep the allocator from reusing hot memory (9 % of a worker's time)
+                    del decoded
                 pending = []
                 for d in outcome.detections:
                     pending.append(

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import orjson
 
 from falconet.detection import Detection
+from falconet.enrichers.late import unknown_container
 from falconet.event import Event
 from falconet.inputs import RecordDecoder, fast_envelope
 from falconet.rules.engine import Engine, EvaluationError
@@ -50,6 +51,9 @@ class Decoded:
     origin: Origin
     events: list[tuple[Event, int | None]] = field(default_factory=list)
     dead_letters: list[bytes] = field(default_factory=list)
+    #: syscall container ids that need the containers table, and how many events name
+    #: each (counted while the events are fresh; the bounded wait reads it)
+    containers: dict[str, int] = field(default_factory=dict)
 
 
 class Pipeline:
@@ -118,10 +122,14 @@ class Pipeline:
         ev = fast_envelope(item) if item.__class__ is dict else None
         if ev is not None:
             out.events.append((ev, index))
+            if ev.source == "syscall":
+                _count_container(ev, out.containers)
             return
         problems: list[str] = []
         for ev in self.decoder.events(item, kafka_origin, problems.append):
             out.events.append((ev, index))
+            if ev.source == "syscall":
+                _count_container(ev, out.containers)
         for reason in problems:
             original = whole if whole is not None else orjson.dumps(item)
             out.dead_letters.append(
@@ -189,6 +197,12 @@ class Pipeline:
             source=ev.source if ev is not None else None,
             details=details,
         )
+
+
+def _count_container(ev: Event, counts: dict[str, int]) -> None:
+    cid = unknown_container(ev)
+    if cid is not None:
+        counts[cid] = counts.get(cid, 0) + 1
 
 
 def _event_bytes(ev: Event) -> bytes:
