@@ -162,3 +162,67 @@ def _local_broker_bootstrap() -> str:
     except ImportError:  # pragma: no cover - the launcher is part of the package
         return ""
     return running_local_bootstrap() or ""
+
+
+_PARTITION_EOF = -191  # librdkafka's RD_KAFKA_RESP_ERR__PARTITION_EOF
+
+
+def read_compacted(
+    settings: KafkaSettings,
+    topic: str,
+    timeout: float = 15.0,
+    *,
+    appear_within: float = 0.0,
+    complete: bool = True,
+    error: type[Exception] = ConfigError,
+) -> dict[str, bytes]:
+    """The latest value of every key of a compacted topic (tombstoned keys left out).
+
+    Reads every partition from the beginning to its end with a throw-away consumer (no
+    group is joined or committed). ``appear_within``: how long a topic just created may take
+    to show its partition leaders. A missing topic raises ``error``; so does a topic not
+    read to its end within ``timeout`` when ``complete`` (else what was read is returned).
+    """
+    import os
+    import time
+
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    consumer = Consumer(settings.confluent(**{
+        "group.id": f"falconet-read-{os.getpid()}-{time.time_ns()}",
+        "enable.auto.commit": False, "enable.partition.eof": True,
+    }))  # fmt: skip
+    try:
+        deadline = time.monotonic() + timeout
+        appear_by = time.monotonic() + appear_within
+        while True:
+            meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+            if meta is not None and meta.error is None and meta.partitions:
+                break
+            if time.monotonic() >= appear_by:
+                raise error(f"topic {topic} does not exist (run `falconet topics create`)")
+            time.sleep(0.5)
+        parts = list(meta.partitions)
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+        latest: dict[str, bytes] = {}
+        at_end: set[int] = set()
+        while len(at_end) < len(parts):
+            if time.monotonic() > deadline:
+                if complete:
+                    raise error(f"could not read {topic} to its end within {timeout:g}s")
+                break
+            msg = consumer.poll(0.2)
+            if msg is None:
+                continue
+            if msg.error():
+                if msg.error().code() == _PARTITION_EOF:
+                    at_end.add(msg.partition())
+                continue
+            key = (msg.key() or b"").decode("utf-8", "replace")
+            if msg.value() is None:
+                latest.pop(key, None)
+            else:
+                latest[key] = msg.value()
+        return latest
+    finally:
+        consumer.close()

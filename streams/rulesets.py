@@ -288,37 +288,11 @@ def push(settings: KafkaSettings, ruleset: Ruleset, timeout: float = 30.0) -> No
 
 
 def read_compacted(settings: KafkaSettings, topic: str, timeout: float = 15.0) -> dict[str, bytes]:
-    """The latest value of every key of a compacted topic (tombstones removed)."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+    """The latest value of every key of a compacted topic (tombstones removed); what was
+    read within ``timeout``."""
+    from falconet.kafka import read_compacted as read
 
-    consumer = Consumer(settings.confluent(**{"group.id": f"falconet-read-{os.getpid()}",
-                                              "enable.auto.commit": False,
-                                              "enable.partition.eof": True}))  # fmt: skip
-    try:
-        meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
-        if meta is None or meta.error is not None:
-            raise RulesetError(f"topic {topic} does not exist (run `falconet topics create`)")
-        parts = list(meta.partitions)
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
-        latest: dict[str, bytes] = {}
-        at_end: set[int] = set()
-        deadline = time.monotonic() + timeout
-        while len(at_end) < len(parts) and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is None:
-                continue
-            if msg.error():
-                if msg.error().code() == -191:
-                    at_end.add(msg.partition())
-                continue
-            key = (msg.key() or b"").decode("utf-8", "replace")
-            if msg.value() is None:
-                latest.pop(key, None)
-            else:
-                latest[key] = msg.value()
-        return latest
-    finally:
-        consumer.close()
+    return read(settings, topic, timeout, complete=False, error=RulesetError)
 
 
 def status_topic(settings: KafkaSettings) -> str:

@@ -11,7 +11,6 @@ only once Kafka acknowledged it; a failed round is retried whole.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import orjson
 
 from falconet.errors import PublishError, SensorError
-from falconet.kafka import KafkaSettings
+from falconet.kafka import KafkaSettings, read_compacted
 from falconet.sensors.publisher import Publisher
 
 from .inventory import Snapshot
@@ -27,49 +26,11 @@ from .records import encode
 
 log = logging.getLogger("falconet.sensors.cloud_meta")
 
-_PARTITION_EOF = -191
-
 
 def read_topic(settings: KafkaSettings, topic: str, timeout: float = 30.0) -> dict[str, bytes]:
     """The latest value of every key of a compacted topic (tombstoned keys left out)."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-
-    consumer = Consumer(settings.confluent(**{
-        "group.id": f"falconet-cloud-meta-read-{time.time_ns()}", "enable.auto.commit": False,
-        "enable.partition.eof": True,
-    }))  # fmt: skip
-    try:
-        deadline = time.monotonic() + timeout
-        appear_by = time.monotonic() + min(10.0, timeout)
-        while True:  # a topic just created may not have its partition leaders yet
-            meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
-            if meta is not None and meta.error is None and meta.partitions:
-                break
-            if time.monotonic() > appear_by:
-                raise SensorError(f"topic {topic} does not exist (run `falconet topics create`)")
-            time.sleep(0.5)
-        parts = list(meta.partitions)
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
-        latest: dict[str, bytes] = {}
-        at_end: set[int] = set()
-        while len(at_end) < len(parts):
-            if time.monotonic() > deadline:
-                raise SensorError(f"could not read {topic} to its end within {timeout:g}s")
-            msg = consumer.poll(0.2)
-            if msg is None:
-                continue
-            if msg.error():
-                if msg.error().code() == _PARTITION_EOF:
-                    at_end.add(msg.partition())
-                continue
-            key = (msg.key() or b"").decode("utf-8", "replace")
-            if msg.value() is None:
-                latest.pop(key, None)
-            else:
-                latest[key] = msg.value()
-        return latest
-    finally:
-        consumer.close()
+    return read_compacted(settings, topic, timeout, appear_within=min(10.0, timeout),
+                          error=SensorError)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
