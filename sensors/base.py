@@ -66,7 +66,9 @@ class Emitter:
 
     __slots__ = ("publisher", "topic", "dlq_topic", "sensor", "stats", "_publish")
 
-    def __init__(self, publisher: Publisher, topic: str, dlq_topic: str, sensor: str, stats: SensorStats) -> None:
+    def __init__(
+        self, publisher: Publisher, topic: str, dlq_topic: str, sensor: str, stats: SensorStats
+    ) -> None:
         self.publisher = publisher
         self.topic = topic
         self.dlq_topic = dlq_topic
@@ -158,7 +160,11 @@ class _StatsCollector:
             ("falconet_sensor_drops", "Events lost before they could be emitted", s.drops),
             ("falconet_sensor_errors", "Inputs sent to the DLQ", s.errors),
             ("falconet_sensor_published_records", "Kafka records acknowledged", p.delivered),
-            ("falconet_sensor_publish_errors", "Kafka records that could not be delivered", p.failed),
+            (
+                "falconet_sensor_publish_errors",
+                "Kafka records that could not be delivered",
+                p.failed,
+            ),
         ):
             family = CounterMetricFamily(metric, doc, labels=["sensor"])
             family.add_metric([name], value)
@@ -193,7 +199,11 @@ def run_sensor(
     sensor.setup()
     publisher = Publisher.from_config(cfg, settings, client_id=f"falconet-sensor-{sensor.name}")
     emit = Emitter(
-        publisher, settings.topic(T.events_topic(sensor.source)), settings.topic(T.DLQ), sensor.name, sensor.stats
+        publisher,
+        settings.topic(T.events_topic(sensor.source)),
+        settings.topic(T.DLQ),
+        sensor.name,
+        sensor.stats,
     )
     serve_metrics(metrics_port, sensor, publisher)
 
@@ -228,7 +238,13 @@ def run_sensor(
     s, p = sensor.stats, publisher.stats
     log.info(
         "sensor.stopped sensor=%s events=%d drops=%d errors=%d records=%d delivered=%d failed=%d seconds=%.1f",
-        sensor.name, s.events, s.drops, s.errors, p.records, p.delivered, p.failed,
+        sensor.name,
+        s.events,
+        s.drops,
+        s.errors,
+        p.records,
+        p.delivered,
+        p.failed,
         time.monotonic() - started,
     )
     if p.lost:  # failures of tracked records were answered to their source (e.g. a 503)
@@ -239,3 +255,31 @@ def run_sensor(
 def envelope(obj: dict[str, Any]) -> bytes:
     """Encode one envelope object (docs/events.md) for :class:`Emitter`."""
     return orjson.dumps(obj)
+
+
+def run_sensor_command(
+    sensor: Sensor,
+    cfg: Config,
+    *,
+    settings: KafkaSettings | None,
+    metrics_port: int,
+    interrupted: str,
+) -> SensorStats:
+    """:func:`run_sensor` for a ``falconet sensor`` command: a failure while running is
+    printed without a traceback and exits 1 (a taken metrics port too); a second signal
+    exits 130 at once, saying ``interrupted`` (what the next start does about it)."""
+    import sys
+
+    from falconet.cli_common import err
+
+    try:
+        return run_sensor(sensor, cfg, settings=settings, metrics_port=metrics_port)
+    except FalconetError as exc:
+        err(f"falconet: {exc}")
+        sys.exit(1)
+    except OSError as exc:  # e.g. the metrics port is taken
+        err(f"falconet: {exc.strerror or exc}")
+        sys.exit(1)
+    except KeyboardInterrupt:  # a second signal: no clean stop
+        err(f"falconet: stopped at once; {interrupted}")
+        sys.exit(130)

@@ -85,7 +85,7 @@ def command(
     or a --once round failed), 2 a configuration, credential or permission problem at
     start (the message names the IAM action). See docs/sensors/cloud-meta.md.
     """
-    from falconet.sensors.base import run_sensor
+    from falconet.sensors.base import run_sensor_command
 
     from .metrics import register
     from .options import Options
@@ -114,17 +114,13 @@ def command(
         sys.exit(2)
     if options.metrics_port:
         register(sensor.cstats)
-    try:
-        run_sensor(sensor, cfg, settings=settings, metrics_port=options.metrics_port)
-    except FalconetError as exc:
-        err(f"falconet: {exc}")
-        sys.exit(1)
-    except OSError as exc:  # e.g. the metrics port is taken
-        err(f"falconet: {exc.strerror or exc}")
-        sys.exit(1)
-    except KeyboardInterrupt:
-        err("falconet: stopped at once; the next start publishes what changed")
-        sys.exit(130)
+    run_sensor_command(
+        sensor,
+        cfg,
+        settings=settings,
+        metrics_port=options.metrics_port,
+        interrupted="the next start publishes what changed",
+    )
     s = sensor.cstats
     err(
         "falconet sensor cloud-meta: "

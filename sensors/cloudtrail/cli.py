@@ -81,7 +81,7 @@ def command(
     or --once left files unread), 2 a configuration or access problem at start.
     See docs/sensors/cloudtrail.md.
     """
-    from falconet.sensors.base import run_sensor
+    from falconet.sensors.base import run_sensor_command
 
     from .collector import CloudTrailCollector
     from .metrics import register
@@ -106,17 +106,13 @@ def command(
     port = int(cfg["cloudtrail.metrics_port"])
     if port:
         register(collector.cstats)
-    try:
-        run_sensor(collector, cfg, settings=settings, metrics_port=port)
-    except FalconetError as exc:
-        err(f"falconet: {exc}")
-        sys.exit(1)
-    except OSError as exc:  # e.g. the metrics port is taken
-        err(f"falconet: {exc.strerror or exc}")
-        sys.exit(1)
-    except KeyboardInterrupt:  # a second signal: no clean stop
-        err("falconet: stopped at once; what Kafka had not acknowledged is read again next run")
-        sys.exit(130)
+    run_sensor_command(
+        collector,
+        cfg,
+        settings=settings,
+        metrics_port=port,
+        interrupted="what Kafka had not acknowledged is read again next run",
+    )
     s = collector.cstats
     err(
         f"falconet sensor cloudtrail: {s.objects['published']} log files, {s.records} records, "

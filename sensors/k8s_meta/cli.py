@@ -45,7 +45,7 @@ def command(
     Exit status: 0 stopped, 1 a failure while running (Kafka), 2 a configuration problem
     at start (kubeconfig, CA, token file).
     """
-    from falconet.sensors.base import run_sensor
+    from falconet.sensors.base import run_sensor_command
 
     from .metrics import register
     from .sensor import K8sMetaSensor
@@ -67,17 +67,13 @@ def command(
         sys.exit(2)
     if settings.metrics_port:
         register(sensor.kstats)
-    try:
-        run_sensor(sensor, cfg, settings=kafka, metrics_port=settings.metrics_port)
-    except FalconetError as exc:
-        err(f"falconet: {exc}")
-        sys.exit(1)
-    except OSError as exc:  # e.g. the metrics port is taken
-        err(f"falconet: {exc.strerror or exc}")
-        sys.exit(1)
-    except KeyboardInterrupt:  # a second signal: no clean stop
-        err("falconet: stopped at once; the next start lists everything again")
-        sys.exit(130)
+    run_sensor_command(
+        sensor,
+        cfg,
+        settings=kafka,
+        metrics_port=settings.metrics_port,
+        interrupted="the next start lists everything again",
+    )
     k = sensor.kstats
     err(
         f"falconet sensor k8s-meta: {sum(k.published.values())} records, "

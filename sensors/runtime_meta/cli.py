@@ -43,7 +43,7 @@ def command(
     Exit status: 0 stopped, 1 a failure while running (Kafka), 2 a problem at start (no
     runtime socket, permission denied on it, a bad setting).
     """
-    from falconet.sensors.base import run_sensor
+    from falconet.sensors.base import run_sensor_command
 
     from .metrics import register
     from .sensor import RuntimeMetaSensor
@@ -64,17 +64,13 @@ def command(
         sys.exit(2)
     if settings.metrics_port:
         register(sensor.rstats)
-    try:
-        run_sensor(sensor, cfg, settings=kafka, metrics_port=settings.metrics_port)
-    except FalconetError as exc:
-        err(f"falconet: {exc}")
-        sys.exit(1)
-    except OSError as exc:  # e.g. the metrics port is taken
-        err(f"falconet: {exc.strerror or exc}")
-        sys.exit(1)
-    except KeyboardInterrupt:  # a second signal: no clean stop
-        err("falconet: stopped at once; the next start compares everything again")
-        sys.exit(130)
+    run_sensor_command(
+        sensor,
+        cfg,
+        settings=kafka,
+        metrics_port=settings.metrics_port,
+        interrupted="the next start compares everything again",
+    )
     r = sensor.rstats
     err(
         f"falconet sensor runtime-meta: {r.get('published')} records, "
