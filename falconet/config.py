@@ -671,6 +671,41 @@ def _convert(setting: Setting, value: Any, origin: str) -> Any:
     return str(value)
 
 
+def resolve(
+    prefix: str,
+    cfg: Config | None,
+    overrides: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Every setting whose key starts with ``prefix`` (``"k8s_meta."``), converted to its
+    kind, for a command that resolves its own group: the command line (``overrides``, None
+    meaning not given), else its ``FALCONET_*`` variable, else ``cfg`` (the file), else the
+    default."""
+    env = os.environ if env is None else env
+    overrides = overrides or {}
+    values: dict[str, Any] = {}
+    for s in SETTINGS:
+        if not s.key.startswith(prefix):
+            continue
+        given = overrides.get(s.key)
+        if given is not None:
+            values[s.key] = _convert(s, given, "command line")
+        elif s.env in env:
+            values[s.key] = _convert(s, env[s.env], s.env)
+        elif cfg is not None and s.key in cfg.values:
+            values[s.key] = _convert(s, cfg.values[s.key], "configuration")
+        else:
+            values[s.key] = s.default
+    return values
+
+
+def in_range(key: str, value: int, low: int, high: int) -> int:
+    """``value`` if ``low <= value <= high``; a ConfigError naming ``key`` otherwise."""
+    if not low <= value <= high:
+        raise ConfigError(f"{key} must be between {low} and {high}, not {value}")
+    return value
+
+
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in data.items():

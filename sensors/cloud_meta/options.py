@@ -15,6 +15,7 @@ from typing import Any
 
 from falconet.config import SETTINGS as ALL_SETTINGS
 from falconet.config import Config, Setting
+from falconet.config import resolve as resolve_settings
 from falconet.errors import ConfigError
 
 from .records import ACCOUNT_ID, TagKeys
@@ -25,51 +26,14 @@ IMDS_IPV6 = "http://[fd00:ec2::254]"
 #: declared in falconet/config.py (block "sensor.cloud_meta"), like every setting
 SETTINGS: tuple[Setting, ...] = tuple(s for s in ALL_SETTINGS if s.key.startswith("cloud_meta."))
 
-_BY_KEY = {s.key: s for s in SETTINGS}
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-
-def _convert(setting: Setting, value: Any, origin: str) -> Any:
-    if setting.kind is bool:
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in _TRUE | _FALSE:
-            return text in _TRUE
-        raise ConfigError(f"{origin}: {setting.key} must be true or false, not {value!r}")
-    if setting.kind is int:
-        try:
-            if isinstance(value, bool):
-                raise ValueError
-            return int(value)
-        except (TypeError, ValueError):
-            raise ConfigError(
-                f"{origin}: {setting.key} must be an integer, not {value!r}"
-            ) from None
-    return str(value)
-
-
 def resolve(
     cfg: Config | None,
     overrides: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Every ``cloud_meta.*`` value: command line, else environment, else the configuration
-    file (when config.py knows the key), else the default."""
-    env = os.environ if env is None else env
-    values: dict[str, Any] = {}
-    for s in SETTINGS:
-        given = (overrides or {}).get(s.key)
-        if given is not None:
-            values[s.key] = _convert(s, given, "command line")
-        elif s.env in env:
-            values[s.key] = _convert(s, env[s.env], s.env)
-        elif cfg is not None and s.key in cfg.values:
-            values[s.key] = _convert(s, cfg.values[s.key], "configuration")
-        else:
-            values[s.key] = s.default
-    return values
+    file, else the default."""
+    return resolve_settings("cloud_meta.", cfg, overrides, env)
 
 
 def _keys(text: str) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from falconet.config import SETTINGS as ALL_SETTINGS
-from falconet.config import Config
+from falconet.config import Config, in_range, resolve
 from falconet.errors import ConfigError
 
 RUNTIMES = ("docker", "containerd", "cri-o")
@@ -31,21 +31,9 @@ SETTINGS: tuple[tuple[str, Any, str], ...] = tuple(
     (s.key, s.default, s.doc) for s in ALL_SETTINGS if s.key.startswith("runtime_meta.")
 )
 
-_DEFAULTS = {key: default for key, default, _ in SETTINGS}
-
 
 def env_name(key: str) -> str:
     return "FALCONET_" + key.upper().replace(".", "_")
-
-
-def _int(key: str, value: Any, low: int, high: int) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{key} must be an integer, not {value!r}") from None
-    if not low <= number <= high:
-        raise ConfigError(f"{key} must be between {low} and {high}, not {number}")
-    return number
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,54 +59,47 @@ class RuntimeMetaSettings:
     ) -> RuntimeMetaSettings:
         """The settings; :class:`ConfigError` names the key of a bad value."""
         env = os.environ if env is None else env
-        overrides = overrides or {}
-
-        def get(key: str) -> Any:
-            if overrides.get(key) is not None:
-                return overrides[key]
-            if env_name(key) in env:
-                return env[env_name(key)]
-            if cfg is not None and key in cfg.values:
-                return cfg.values[key]
-            return _DEFAULTS[key]
-
-        runtime = str(get("runtime_meta.runtime")).strip().lower()
+        v = resolve("runtime_meta.", cfg, overrides, env)
+        runtime = str(v["runtime_meta.runtime"]).strip().lower()
         runtime = {"crio": "cri-o"}.get(runtime, runtime)
         if runtime not in ("auto", *RUNTIMES):
             raise ConfigError(
                 f"runtime_meta.runtime must be auto, {', '.join(RUNTIMES)}, not {runtime!r}"
             )
-        initial = _int("runtime_meta.backoff_initial_ms", get("runtime_meta.backoff_initial_ms"),
-                       1, 600_000)  # fmt: skip
-        cap = _int("runtime_meta.backoff_max_ms", get("runtime_meta.backoff_max_ms"), 1, 3_600_000)
+        initial = in_range(
+            "runtime_meta.backoff_initial_ms", v["runtime_meta.backoff_initial_ms"], 1, 600_000
+        )
+        cap = in_range(
+            "runtime_meta.backoff_max_ms", v["runtime_meta.backoff_max_ms"], 1, 3_600_000
+        )
         if cap < initial:
             raise ConfigError(
                 "runtime_meta.backoff_max_ms must not be under runtime_meta.backoff_initial_ms"
             )
-        node = str(get("runtime_meta.node")).strip()
+        node = str(v["runtime_meta.node"]).strip()
         node = node or env.get("NODE_NAME", "").strip() or socket.gethostname()
         return cls(
             runtime=runtime,
-            socket=str(get("runtime_meta.socket")).strip(),
+            socket=str(v["runtime_meta.socket"]).strip(),
             node=node,
             poll_s=float(
-                _int("runtime_meta.poll_seconds", get("runtime_meta.poll_seconds"), 1, 3600)
+                in_range("runtime_meta.poll_seconds", v["runtime_meta.poll_seconds"], 1, 3600)
             ),  # fmt: skip
             resync_s=float(
-                _int("runtime_meta.resync_seconds", get("runtime_meta.resync_seconds"), 0, 86_400)
+                in_range("runtime_meta.resync_seconds", v["runtime_meta.resync_seconds"], 0, 86_400)
             ),  # fmt: skip
             request_timeout_s=float(
-                _int(
+                in_range(
                     "runtime_meta.request_timeout_seconds",
-                    get("runtime_meta.request_timeout_seconds"),
+                    v["runtime_meta.request_timeout_seconds"],
                     1,
                     600,
                 )
             ),  # fmt: skip
             backoff_initial_s=initial / 1000.0,
             backoff_max_s=cap / 1000.0,
-            metrics_port=_int(
-                "runtime_meta.metrics_port", get("runtime_meta.metrics_port"), 0, 65535
+            metrics_port=in_range(
+                "runtime_meta.metrics_port", v["runtime_meta.metrics_port"], 0, 65535
             ),  # fmt: skip
         )
 
