@@ -283,3 +283,28 @@ def run_sensor_command(
     except KeyboardInterrupt:  # a second signal: no clean stop
         err(f"falconet: stopped at once; {interrupted}")
         sys.exit(130)
+
+
+async def supervise(tasks: Sequence[Any], stop: Any, what: str) -> None:
+    """Run the asyncio ``tasks`` of a long-running sensor until ``stop`` (an
+    ``asyncio.Event``) is set or one of them fails; then cancel them all and wait for them.
+    A failure is raised as SensorError naming ``what``."""
+    import asyncio
+
+    from falconet.errors import SensorError
+
+    waiter = asyncio.create_task(stop.wait())
+    failed: list[Any] = []
+    pending: set[Any] = {*tasks, waiter}
+    try:
+        while waiter in pending and not failed:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            failed = [t for t in done if not t.cancelled() and t.exception() is not None]
+    finally:
+        stop.set()
+        for task in [*tasks, waiter]:
+            task.cancel()
+        await asyncio.gather(*tasks, waiter, return_exceptions=True)
+    if failed:
+        exc = failed[0].exception()
+        raise SensorError(f"{what} failed: {exc!r}") from exc

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+#: moto in server mode for the tests of AWS code (fixtures ``moto_url`` and ``aws``)
+pytest_plugins = ["tests.moto"]
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
 

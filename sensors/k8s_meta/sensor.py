@@ -16,7 +16,7 @@ import logging
 import threading
 
 from falconet.errors import SensorError
-from falconet.sensors.base import Emitter, SensorStats
+from falconet.sensors.base import Emitter, SensorStats, supervise
 from falconet.streams.topics import meta_topic
 
 from .access import ClusterAccess, resolve
@@ -114,22 +114,10 @@ class K8sMetaSensor:
             tasks.append(asyncio.create_task(self._pods(stop), name="k8s-meta-pods"))
             tasks.append(asyncio.create_task(self._tick(emit, stop), name="k8s-meta-tick"))
             tasks.append(asyncio.create_task(self._announce_sync(), name="k8s-meta-sync"))
-            waiter = asyncio.create_task(stop.wait())
-            failed: list[asyncio.Task] = []
-            pending: set[asyncio.Task] = {*tasks, waiter}
             try:
-                while waiter in pending and not failed:
-                    done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                    failed = [t for t in done if not t.cancelled() and t.exception() is not None]
+                await supervise(tasks, stop, "the Kubernetes metadata publisher")
             finally:
-                stop.set()
-                for task in [*tasks, waiter]:
-                    task.cancel()
-                await asyncio.gather(*tasks, waiter, return_exceptions=True)
                 self._loop = None
-        if failed:
-            exc = failed[0].exception()
-            raise SensorError(f"the Kubernetes metadata publisher failed: {exc!r}") from exc
 
     async def _pods(self, stop: asyncio.Event) -> None:
         """Pods start once the owner caches are listed (or after a bounded wait), so their

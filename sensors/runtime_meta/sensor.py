@@ -17,7 +17,7 @@ import threading
 from typing import Any
 
 from falconet.errors import SensorError
-from falconet.sensors.base import Emitter, SensorStats
+from falconet.sensors.base import Emitter, SensorStats, supervise
 from falconet.streams.topics import meta_topic
 
 from .metrics import RuntimeMetaStats
@@ -152,22 +152,10 @@ class RuntimeMetaSensor:
             asyncio.create_task(self._tick(emit, stop), name="runtime-meta-tick"),
             asyncio.create_task(self._announce(syncer), name="runtime-meta-synced"),
         ]
-        waiter = asyncio.create_task(stop.wait())
-        failed: list[asyncio.Task] = []
-        pending: set[asyncio.Task] = {*tasks, waiter}
         try:
-            while waiter in pending and not failed:
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                failed = [t for t in done if not t.cancelled() and t.exception() is not None]
+            await supervise(tasks, stop, "the container runtime publisher")
         finally:
-            stop.set()
-            for task in [*tasks, waiter]:
-                task.cancel()
-            await asyncio.gather(*tasks, waiter, return_exceptions=True)
             self._loop = None
-        if failed:
-            exc = failed[0].exception()
-            raise SensorError(f"the container runtime publisher failed: {exc!r}") from exc
 
     async def _announce(self, syncer: Syncer) -> None:
         await syncer.synced.wait()

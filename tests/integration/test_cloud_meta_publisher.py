@@ -11,11 +11,8 @@ when nothing changed, and other publishers' records left alone.
 from __future__ import annotations
 
 import json
-import logging
 import threading
 import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,37 +26,12 @@ from falconet.streams import topics as T
 from tests.integration.harness import Stack, make_stack, wait_for
 from tests.sensors.test_cloud_meta_imds import ImdsServer
 
-AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
 ACCOUNT = "123456789012"  # moto's default account
 TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
                     "Principal": {"Service": "ec2.amazonaws.com"}}]})  # fmt: skip
 ACCOUNTS = T.meta_topic("accounts")
 IDENTITIES = T.meta_topic("identities")
 INSTANCES = T.meta_topic("instances")
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture()
-def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    for k, v in AWS_ENV.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    urllib.request.urlopen(
-        urllib.request.Request(moto_url + "/moto-api/reset", method="POST"), timeout=10
-    )
-    return moto_url
 
 
 @pytest.fixture()

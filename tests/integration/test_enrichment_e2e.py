@@ -34,12 +34,12 @@ from falconet.broker import die_with_parent
 from falconet.streams.topics import DETECTIONS, events_topic
 from tests.helpers import syscall
 from tests.integration.harness import ROOT, Stack, make_stack, reader, wait_for
-from tests.integration.test_cloud_meta_publisher import aws, client, moto_url, publish_once
+from tests.integration.test_cloud_meta_publisher import client, publish_once
 from tests.integration.test_k8s_meta_publisher import api, fixture
 from tests.sensors.test_cloud_meta_imds import ImdsServer
 from tests.sensors.test_k8s_meta_apiserver import NAMESPACES, NODES, PODS, REPLICASETS, pod
 
-__all__ = ["api", "aws", "moto_url"]  # fixtures, imported to be shared
+__all__ = ["api"]  # a fixture, imported to be shared (moto_url and aws come from tests/moto.py)
 
 NODE = "ip-10-0-12-34.eu-west-1.compute.internal"  # node_aws.json, the pod's nodeName
 CONTAINER = "3f5c9a1e7b2d"  # the api container of pod_deployment.json

@@ -14,7 +14,6 @@ permission, is answered.
 from __future__ import annotations
 
 import json
-import logging
 import threading
 import urllib.parse
 import urllib.request
@@ -30,36 +29,11 @@ from falconet.sensors.cloud_meta.aws import AwsError, Clients
 from falconet.sensors.cloud_meta.inventory import AccountSource, IdentitySource
 from falconet.sensors.cloud_meta.options import Options
 from tests.conftest import FIXTURES
+from tests.moto import AWS_ENV
 
-AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
 MOTO_ACCOUNT = "123456789012"  # moto's default account
 TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
                     "Principal": {"AWS": f"arn:aws:iam::{MOTO_ACCOUNT}:root"}}]})  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture()
-def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """moto's URL, emptied, with test credentials in the environment."""
-    for k, v in AWS_ENV.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    urllib.request.urlopen(
-        urllib.request.Request(moto_url + "/moto-api/reset", method="POST"), timeout=10
-    )
-    return moto_url
 
 
 def client(url: str, service: str, **creds: str) -> Any:
