@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Rebuild the syscall sensor's BPF object: sensors/syscall/sensor.bpf.o
+# Rebuild the syscall sensor's BPF objects: sensors/syscall/sensor.bpf.o and
+# sensor-compat.bpf.o (the same program for kernels without the bpf_rdonly_cast kfunc)
 #
 #   scripts/build_bpf.sh            build (needs clang, llvm-strip, bpftool, libbpf-dev)
 #   scripts/build_bpf.sh --check    exit 1 when the committed object is stale
@@ -8,7 +9,7 @@
 # into build/bpf/ and never committed: the object is CO-RE, libbpf relocates it against the
 # BTF of whatever kernel loads it, so nodes need neither a compiler nor headers.
 # The build writes sensors/syscall/sensor.bpf.sha256: the sha256 of the source, the header
-# and the object, checked by tests/sensors/test_syscall_bpf_object.py.
+# and the objects, checked by tests/sensors/test_syscall_bpf_object.py.
 #
 # Debian 12: apt-get install -y clang llvm bpftool libbpf-dev
 set -euo pipefail
@@ -51,17 +52,25 @@ mkdir -p "$OUT_DIR"
 "$BPFTOOL" btf dump file "$BTF" format c > "$OUT_DIR/vmlinux.h.tmp"
 mv "$OUT_DIR/vmlinux.h.tmp" "$OUT_DIR/vmlinux.h"
 
-"$CLANG" -g -O2 -target bpf -D__TARGET_ARCH_x86 -mcpu=v3 \
-  -I"$OUT_DIR" -I"$SRC_DIR" -Wall -Werror -Wno-unused-function \
-  -c "$SRC_DIR/sensor.bpf.c" -o "$OUT_DIR/sensor.bpf.o"
-# keep .BTF and .BTF.ext (CO-RE needs them), drop DWARF
-"$STRIP" -g "$OUT_DIR/sensor.bpf.o"
-cp "$OUT_DIR/sensor.bpf.o" "$SRC_DIR/sensor.bpf.o"
+# sensor.bpf.o: plain loads through the bpf_rdonly_cast kfunc (kernel >= 6.2);
+# sensor-compat.bpf.o: bpf_probe_read_kernel instead, for older kernels (FN_COMPAT)
+build() { # build OUTPUT [CFLAGS...]
+  local out="$1"; shift
+  "$CLANG" -g -O2 -target bpf -D__TARGET_ARCH_x86 -mcpu=v3 "$@" \
+    -I"$OUT_DIR" -I"$SRC_DIR" -Wall -Werror -Wno-unused-function \
+    -c "$SRC_DIR/sensor.bpf.c" -o "$OUT_DIR/$out"
+  # keep .BTF and .BTF.ext (CO-RE needs them), drop DWARF
+  "$STRIP" -g "$OUT_DIR/$out"
+  cp "$OUT_DIR/$out" "$SRC_DIR/$out"
+}
+build sensor.bpf.o
+build sensor-compat.bpf.o -DFN_COMPAT
 
 {
   sources_sha
-  (cd "$SRC_DIR" && sha256sum sensor.bpf.o)
+  (cd "$SRC_DIR" && sha256sum sensor.bpf.o sensor-compat.bpf.o)
   echo "# built with: $("$CLANG" --version | head -n1); $("$BPFTOOL" version | head -n1)"
 } > "$SRC_DIR/sensor.bpf.sha256"
 
-echo "built $SRC_DIR/sensor.bpf.o ($(stat -c %s "$SRC_DIR/sensor.bpf.o") bytes)"
+echo "built $SRC_DIR/sensor.bpf.o ($(stat -c %s "$SRC_DIR/sensor.bpf.o") bytes)" \
+  "and sensor-compat.bpf.o ($(stat -c %s "$SRC_DIR/sensor-compat.bpf.o") bytes)"

@@ -32,6 +32,7 @@ _LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}
 
 # BTF kinds and the record layouts libbpf hands out (linux/btf.h)
 BTF_KIND_STRUCT = 4
+BTF_KIND_FUNC = 12
 
 
 class _BtfType(ctypes.Structure):
@@ -80,6 +81,8 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "btf__find_by_name_kind": (ctypes.c_int32, [_vp, ctypes.c_char_p, ctypes.c_uint32]),
     "btf__type_by_id": (ctypes.POINTER(_BtfType), [_vp, ctypes.c_uint32]),
     "btf__name_by_offset": (ctypes.c_char_p, [_vp, ctypes.c_uint32]),
+    "btf__parse": (_vp, [ctypes.c_char_p, _vp]),
+    "btf__free": (None, [_vp]),
 }
 
 
@@ -138,6 +141,18 @@ class Libbpf:
     def fail(self, message: str, err: int | None = None) -> BpfError:
         code = ctypes.get_errno() if err is None else err
         return BpfError(message, abs(code), self.take_log())
+
+    def kernel_has_func(self, name: str, btf_path: str) -> bool:
+        """Whether the kernel BTF at ``btf_path`` declares the function ``name`` (a kfunc
+        the program may call). False when the BTF cannot be read."""
+        btf = self.lib.btf__parse(os.fsencode(btf_path), None)
+        if not btf:
+            self.take_log()
+            return False
+        try:
+            return self.lib.btf__find_by_name_kind(btf, name.encode(), BTF_KIND_FUNC) > 0
+        finally:
+            self.lib.btf__free(btf)
 
     def num_possible_cpus(self) -> int:
         n = self.lib.libbpf_num_possible_cpus()

@@ -13,6 +13,12 @@
  * The program sends only what user space cannot know: arguments, paths, socket addresses,
  * the file behind an fd. Process context (name, args, parents, user, container) comes
  * from the user-space process table, kept by the lifecycle records.
+ *
+ * Two objects are built from this file (scripts/build_bpf.sh): sensor.bpf.o reads the
+ * struct file / inode / socket behind an fd with plain loads through the bpf_rdonly_cast
+ * kfunc (kernel >= 6.2), a helper call fewer per field; sensor-compat.bpf.o (FN_COMPAT)
+ * reads them with bpf_probe_read_kernel for older kernels. The loader picks by the
+ * kernel's BTF.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
@@ -190,6 +196,21 @@ static __always_inline void rec_head(struct fn_rec *r, __u16 kind, __u64 pid_tgi
 
 /* -- kernel objects ------------------------------------------------------------------- */
 
+/*
+ * KOBJ(type, ptr): a pointer that was read as a plain value (from an fd table, a void *
+ * member) made loadable. With bpf_rdonly_cast the verifier treats it as an untrusted BTF
+ * pointer: each field is one load the JIT guards against faults (a bad pointer reads 0),
+ * instead of a bpf_probe_read_kernel call. KGET reads one field (one hop) either way.
+ */
+#ifndef FN_COMPAT
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+#define KOBJ(type, ptr) ((type *)bpf_rdonly_cast((ptr), bpf_core_type_id_kernel(type)))
+#define KGET(ptr, field) ((ptr)->field)
+#else
+#define KOBJ(type, ptr) ((type *)(ptr))
+#define KGET(ptr, field) BPF_CORE_READ(ptr, field)
+#endif
+
 static __always_inline struct file *fd_file(struct task_struct *task, long fd)
 {
 	struct file *f = NULL;
@@ -207,17 +228,19 @@ static __always_inline struct file *fd_file(struct task_struct *task, long fd)
 }
 
 /* dev, ino and mode of a file into x[0..2]; FN_F_SOCK body when it is a socket */
-static __always_inline void fill_file(struct fn_rec *r, struct file *f, int want_sock)
+static __always_inline void fill_file(struct fn_rec *r, struct file *fptr, int want_sock)
 {
-	if (!f)
+	if (!fptr)
 		return;
-	struct inode *ino = BPF_CORE_READ(f, f_inode);
+	struct file *f = KOBJ(struct file, fptr);
+	struct inode *ino = KGET(f, f_inode);
 	if (!ino)
 		return;
-	__u32 mode = BPF_CORE_READ(ino, i_mode);
-	__u32 fmode = BPF_CORE_READ(f, f_mode);
-	r->x[0] = BPF_CORE_READ(ino, i_sb, s_dev);
-	r->x[1] = BPF_CORE_READ(ino, i_ino);
+	__u32 mode = KGET(ino, i_mode);
+	__u32 fmode = KGET(f, f_mode);
+	struct super_block *sb = KGET(ino, i_sb);
+	r->x[0] = KGET(sb, s_dev);
+	r->x[1] = KGET(ino, i_ino);
 	__u32 info = mode & 0xffff;
 	if (fmode & FMODE_CREATED)
 		info |= FN_FILE_CREATED;
@@ -225,27 +248,32 @@ static __always_inline void fill_file(struct fn_rec *r, struct file *f, int want
 	r->flags |= FN_F_FILE;
 	if (!want_sock || (mode & S_IFMT) != S_IFSOCK)
 		return;
-	struct socket *sock = BPF_CORE_READ(f, private_data);
-	struct sock *sk = BPF_CORE_READ(sock, sk);
+	struct socket *sock = KOBJ(struct socket, KGET(f, private_data));
+	struct sock *sk = KGET(sock, sk);
 	if (!sk)
 		return;
 	struct fn_sock *s = (struct fn_sock *)r->data;
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 family = KGET(sk, __sk_common.skc_family);
 	s->family = family;
-	s->type = BPF_CORE_READ(sk, sk_type);
-	s->proto = BPF_CORE_READ(sk, sk_protocol);
-	s->state = BPF_CORE_READ(sk, __sk_common.skc_state);
-	s->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	s->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	s->type = KGET(sk, sk_type);
+	s->proto = KGET(sk, sk_protocol);
+	s->state = KGET(sk, __sk_common.skc_state);
+	s->lport = KGET(sk, __sk_common.skc_num);
+	s->rport = bpf_ntohs(KGET(sk, __sk_common.skc_dport));
 	s->pad = 0;
 	if (family == AF_INET) {
-		__u32 l = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-		__u32 d = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__u32 l = KGET(sk, __sk_common.skc_rcv_saddr);
+		__u32 d = KGET(sk, __sk_common.skc_daddr);
 		__builtin_memcpy(s->laddr, &l, 4);
 		__builtin_memcpy(s->raddr, &d, 4);
 	} else if (family == AF_INET6) {
+#ifndef FN_COMPAT
+		__builtin_memcpy(s->laddr, &sk->__sk_common.skc_v6_rcv_saddr, 16);
+		__builtin_memcpy(s->raddr, &sk->__sk_common.skc_v6_daddr, 16);
+#else
 		BPF_CORE_READ_INTO(&s->laddr, sk, __sk_common.skc_v6_rcv_saddr);
 		BPF_CORE_READ_INTO(&s->raddr, sk, __sk_common.skc_v6_daddr);
+#endif
 	}
 	r->flags |= FN_F_SOCK;
 }

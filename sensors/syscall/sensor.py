@@ -37,13 +37,19 @@ from .users import UserTable
 log = logging.getLogger("falconet.sensor.syscall")
 
 PROGRAMS = ("fn_sys_exit", "fn_exec", "fn_fork", "fn_exit")
-OBJECT_NAME = "sensor.bpf.o"
+OBJECT_NAME = "sensor.bpf.o"  # reads kernel objects through the bpf_rdonly_cast kfunc
+COMPAT_OBJECT_NAME = "sensor-compat.bpf.o"  # the same program with probe reads (kernel < 6.2)
+DIRECT_LOAD_KFUNC = "bpf_rdonly_cast"
 BACKLOG_RECORDS = 64  # records left in the ring after a read that mean "read again now"
 PRUNE_SECONDS = 60.0  # how often processes gone without an exit record are forgotten
 
 
-def default_object() -> str:
-    return str(resources.files("falconet.sensors.syscall") / OBJECT_NAME)
+def default_object(lib: Libbpf | None = None, btf_path: str = preflight.BTF_PATH) -> str:
+    """The packaged object for this kernel: the one with direct loads when the kernel has
+    the bpf_rdonly_cast kfunc (6.2 and later), else the compat one."""
+    lib = lib or Libbpf.get()
+    direct = lib.kernel_has_func(DIRECT_LOAD_KFUNC, btf_path)
+    return str(resources.files("falconet.sensors.syscall") / (OBJECT_NAME if direct else COMPAT_OBJECT_NAME))
 
 
 def boot_to_epoch() -> int:
@@ -143,7 +149,7 @@ class SyscallSensor:
         s = self.settings
         preflight.check(preflight.Host.current())
         lib = Libbpf.get()
-        path = s.object_path or default_object()
+        path = s.object_path or default_object(lib)
         if not os.path.exists(path):
             raise SensorError(f"the BPF object {path} is missing: reinstall falconet")
         try:
@@ -179,8 +185,8 @@ class SyscallSensor:
         if self.plan.unsupported:
             log.warning("sensor.syscall.unsupported types=%s", ",".join(sorted(self.plan.unsupported)))
         log.info(
-            "sensor.syscall.ready host=%s libbpf=%s ring_mb=%d poll_ms=%d emit=%d kernel=%d procs=%d",
-            s.host, lib.version, s.ring_mb, s.poll_ms, len(self.plan.emit),
+            "sensor.syscall.ready host=%s libbpf=%s object=%s ring_mb=%d poll_ms=%d emit=%d kernel=%d "
+            "procs=%d", s.host, lib.version, os.path.basename(path), s.ring_mb, s.poll_ms, len(self.plan.emit),
             len(self.plan.kernel), seeded,
         )  # fmt: skip
 

@@ -24,7 +24,10 @@ def _sums() -> dict[str, str]:
     return sums
 
 
-@pytest.mark.parametrize("name", ["sensor.bpf.c", "sensor.h", "sensor.bpf.o"])
+OBJECTS = ["sensor.bpf.o", "sensor-compat.bpf.o"]
+
+
+@pytest.mark.parametrize("name", ["sensor.bpf.c", "sensor.h", *OBJECTS])
 def test_object_matches_committed_sources(name: str) -> None:
     """Fails when sensor.bpf.c or sensor.h changed without scripts/build_bpf.sh."""
     actual = hashlib.sha256((SRC / name).read_bytes()).hexdigest()
@@ -59,7 +62,8 @@ def test_header_constants_match_the_decoder() -> None:
         assert value(name) == ours, name
 
 
-def test_object_btf_layout_matches_the_numpy_record() -> None:
+@pytest.mark.parametrize("name", OBJECTS)
+def test_object_btf_layout_matches_the_numpy_record(name: str) -> None:
     from falconet.errors import SensorError
 
     try:
@@ -68,7 +72,7 @@ def test_object_btf_layout_matches_the_numpy_record() -> None:
         Libbpf.get()
     except SensorError as exc:
         pytest.skip(f"libbpf.so.1 is not installed: {exc}")
-    with BpfObject(str(SRC / "sensor.bpf.o")) as obj:
+    with BpfObject(str(SRC / name)) as obj:
         size, offsets = obj.struct_layout("fn_rec")
         R.check_layout(size, offsets)  # raises on any difference
         sock_size, sock = obj.struct_layout("fn_sock")
@@ -88,3 +92,34 @@ def test_layout_mismatch_is_a_clear_error() -> None:
     offsets["ret"] += 8
     with pytest.raises(SensorError, match="does not match this falconet's decoder"):
         R.check_layout(R.REC_SIZE, offsets)
+
+
+@pytest.mark.parametrize(("has_kfunc", "expected"), [(True, "sensor.bpf.o"), (False, "sensor-compat.bpf.o")])
+def test_the_object_is_chosen_by_the_kernels_kfuncs(has_kfunc: bool, expected: str) -> None:
+    """Kernels with bpf_rdonly_cast (6.2+) get the direct-load object, older ones the compat one."""
+    from falconet.sensors.syscall.sensor import default_object
+
+    class Lib:
+        def kernel_has_func(self, name: str, btf_path: str) -> bool:
+            assert name == "bpf_rdonly_cast" and btf_path == "/sys/kernel/btf/vmlinux"
+            return has_kfunc
+
+    path = Path(default_object(Lib()))  # type: ignore[arg-type]
+    assert path.name == expected and path.is_file()
+
+
+def test_kfunc_lookup_reads_the_kernel_btf(tmp_path: Path) -> None:
+    from falconet.errors import SensorError
+
+    try:
+        from falconet.sensors.syscall.libbpf import Libbpf
+
+        lib = Libbpf.get()
+    except SensorError as exc:
+        pytest.skip(f"libbpf.so.1 is not installed: {exc}")
+    if not Path("/sys/kernel/btf/vmlinux").exists():
+        pytest.skip("no kernel BTF at /sys/kernel/btf/vmlinux")
+    assert not lib.kernel_has_func("falconet_no_such_kfunc", "/sys/kernel/btf/vmlinux")
+    assert lib.kernel_has_func("bpf_map_lookup_elem", "/sys/kernel/btf/vmlinux")
+    (tmp_path / "junk").write_bytes(b"not BTF")
+    assert not lib.kernel_has_func("bpf_map_lookup_elem", str(tmp_path / "junk"))

@@ -1,7 +1,7 @@
 """The real sensor on this machine: real commands, captured events, Falco rules firing.
 
-Starts the sensor (BPF program loaded and attached, ring buffer read by the sensor's loop)
-with the kernel filter of the stable + sandbox rules, runs real programs - a shell spawned
+Starts the sensor (BPF program loaded and attached, ring buffer read by the sensor's loop;
+once with each packaged object: direct loads and the compat build) with the kernel filter of the stable + sandbox rules, runs real programs - a shell spawned
 by a program named like a web server, ``cat /etc/shadow``, a symlink over /etc/shadow, a
 write under /etc inside a private mount namespace (a tmpfs over /etc/opt, the host's /etc
 is untouched), a TCP connect to a loopback listener, an exec from a memfd, a ptrace
@@ -71,15 +71,31 @@ os.execv(f"/proc/self/fd/{fd}", ["payload"])
 """
 
 
-@pytest.fixture(scope="module")
-def capture(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def _objects() -> list[Any]:
+    """Both packaged objects (direct loads, probe reads) where this kernel can load them."""
+    from falconet.sensors.syscall.libbpf import Libbpf
+    from falconet.sensors.syscall.sensor import COMPAT_OBJECT_NAME, DIRECT_LOAD_KFUNC, OBJECT_NAME
+
+    direct = _MISSING is None and Libbpf.get().kernel_has_func(DIRECT_LOAD_KFUNC, preflight.BTF_PATH)
+    return [
+        pytest.param(OBJECT_NAME, id="direct", marks=pytest.mark.skipif(
+            not direct, reason=f"this kernel has no {DIRECT_LOAD_KFUNC} kfunc (before 6.2)")),
+        pytest.param(COMPAT_OBJECT_NAME, id="compat"),
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module", params=_objects())
+def capture(request: pytest.FixtureRequest, corpus: Path,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:  # fmt: skip
     from falconet.sensors.syscall.sensor import SyscallSensor, SyscallSettings
+
+    obj = str(Path(__file__).resolve().parents[2] / "sensors" / "syscall" / request.param)
 
     eng = Engine(EngineConfig(rule_matching="all"))
     res = eng.load([corpus / RULES / "falco_rules.yaml", corpus / RULES / "falco-sandbox_rules.yaml"])
     assert res.ok, res.summary()
     sensor = SyscallSensor(SyscallSettings(host="node-test", ring_mb=16, poll_ms=5,
-                                           event_types=eng.event_types()))  # fmt: skip
+                                           event_types=eng.event_types(), object_path=obj))  # fmt: skip
     sensor.setup()
     sink = ListSink()
     runner = threading.Thread(target=sensor.run_into, args=(sink,), daemon=True)
@@ -164,6 +180,10 @@ def test_cat_etc_shadow(capture: dict[str, Any]) -> None:
     ev = opens[0]["event"]
     assert ev["res"] >= 0 and ev["fd"]["num"] == ev["res"] and ev["fd"]["type"] == "file"
     assert ev["fd"]["name"] == "/etc/shadow" and ev["args"]["flags"].startswith("O_RDONLY")
+    st = os.stat("/etc/shadow")  # the file behind the fd, read in the kernel
+    assert ev["args"]["ino"] == ev["fd"]["ino"] == st.st_ino
+    assert int(ev["args"]["dev"], 16) == ev["fd"]["dev"] == (os.minor(st.st_dev) & 0xFF) | (
+        os.major(st.st_dev) << 8) | ((os.minor(st.st_dev) & ~0xFF) << 12)  # fmt: skip
     assert ev["rawargs"]["flags"] & 1  # PPM O_RDONLY: evt.is_open_read
     assert ev["proc"]["exepath"] == "/usr/bin/cat" and ev["proc"]["args"] == ["/etc/shadow"]
     assert [d["event"]["args"]["name"] for d in capture["fired"]["Read sensitive file untrusted"]] == ["/etc/shadow"]
