@@ -8,7 +8,9 @@ topic prefix of its own) pinned to CPU 0, and a C workload pinned to CPU 1:
    several runs in each configuration, alternated so noise hits them alike:
    ``off`` (no sensor), ``filtered`` (hooks attached, the loaded rules need no openat: the
    kernel drops the events), ``kernel`` (every openat emitted into the ring, read and thrown
-   away by a thread: the kernel side alone), ``captured`` (every openat captured, decoded, enriched and
+   away by a thread: the kernel side alone), ``floor`` (the same with a bare program that
+   only reserves a record and copies the path: what any per-event design pays; needs
+   clang), ``captured`` (every openat captured, decoded, enriched and
    published; the ring is sized to hold the whole run, so nothing is dropped and the
    consumer runs flat out on its core during the loop). With ``--broker-cpu 0`` a local
    broker shares CPU 0 with the sensor during the loop instead of preempting the workload
@@ -108,6 +110,35 @@ int main(int argc, char **argv) {
 }
 """
 
+# The least a per-event design can do for an openat: reserve a record like the sensor's,
+# copy the path the process passed, submit. Nothing else (no time, credentials, file).
+FLOOR_BPF_C = r"""
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+struct pt_regs { unsigned long si, orig_ax; } __attribute__((preserve_access_index));
+char LICENSE[] SEC("license") = "GPL";
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, 1 << 24);
+} events SEC(".maps");
+SEC("tp_btf/sys_exit")
+int BPF_PROG(floor_sys_exit, struct pt_regs *regs, long ret)
+{
+    if (regs->orig_ax != 257) /* openat */
+        return 0;
+    char *r = bpf_ringbuf_reserve(&events, 512, 0);
+    if (!r)
+        return 0;
+    *(__u16 *)(r + 16) = 257;
+    *(__u16 *)(r + 18) = 0;
+    bpf_probe_read_user_str(r + 160, 352, (void *)regs->si);
+    bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+    return 0;
+}
+"""
+
 OPENAT_RULE = """
 - rule: bench openat
   desc: makes the sensor capture every openat
@@ -200,25 +231,27 @@ def workload(binary: Path, pairs: int, rate: float = 0) -> tuple[float, float, f
 
 
 class KernelOnly:
-    """The BPF program attached and emitting every openat into a ring big enough for the
-    whole run, read by a thread on CPU 0 that throws the records away: the kernel side and
-    the ring reads, without decoding or publishing. (With nobody reading at all the loop
-    measured slower still on this VM - the idle CPU 0, not the program - so a reader runs.)"""
+    """A BPF object attached and emitting every openat into a ring big enough for the whole
+    run, read by a thread on CPU 0 that throws the records away: the kernel side and the
+    ring reads, without decoding or publishing. (With nobody reading at all the loop
+    measured slower still on this VM - the idle CPU 0, not the program - so a reader runs.)
+    ``path`` None: the sensor's own object; else a bare program (the floor)."""
 
-    def __init__(self, ring_mb: int) -> None:
+    def __init__(self, ring_mb: int, path: Path | None = None) -> None:
         from falconet.sensors.syscall import records as R
         from falconet.sensors.syscall.libbpf import BpfObject
         from falconet.sensors.syscall.ring import MmapRing
         from falconet.sensors.syscall.sensor import PROGRAMS, default_object
         from falconet.sensors.syscall.syscalls import plan
 
-        self.obj = BpfObject(default_object())
+        self.obj = BpfObject(str(path) if path else default_object())
         self.obj.set_max_entries("events", ring_mb << 20)
         self.obj.load()
-        self.obj.map("fn_cfg").update(
-            b"\0" * 4, R.settings_value(plan({"openat"}).bitmap(), os.getpid(), 0, 1, False)
-        )
-        for prog in PROGRAMS:
+        if path is None:
+            self.obj.map("fn_cfg").update(
+                b"\0" * 4, R.settings_value(plan({"openat"}).bitmap(), os.getpid(), 0, 1, False)
+            )
+        for prog in PROGRAMS if path is None else [name for name, _p in self.obj.programs()]:
             self.obj.attach(prog)
         events = self.obj.map("events")
         self.ring = MmapRing(events.fd, events.max_entries, R.REC_DTYPE, 2048)
@@ -267,6 +300,20 @@ class BrokerPinned:
             sh(["taskset", "-a", "-p", "-c", self.saved, str(self.pid)])
 
 
+def build_floor(work: Path) -> Path | None:
+    """The floor program (FLOOR_BPF_C) compiled with clang, or None (then not measured)."""
+    clang = shutil.which("clang")
+    if not clang or not Path("/usr/include/bpf/bpf_helpers.h").exists():
+        print("  (no clang or libbpf-dev: the floor program is not measured)")
+        return None
+    (work / "floor.bpf.c").write_text(FLOOR_BPF_C)
+    out = work / "floor.bpf.o"
+    multiarch = f"/usr/include/{os.uname().machine}-linux-gnu"  # asm/types.h on Debian
+    sh([clang, "-g", "-O2", "-target", "bpf", "-D__TARGET_ARCH_x86", f"-I{multiarch}",
+        "-c", str(work / "floor.bpf.c"), "-o", str(out)])  # fmt: skip
+    return out
+
+
 def bench_loop(binary: Path, args: argparse.Namespace, work: Path, prefix: str) -> None:
     with BrokerPinned(args.broker_cpu):
         _bench_loop(binary, args, work, prefix)
@@ -274,7 +321,8 @@ def bench_loop(binary: Path, args: argparse.Namespace, work: Path, prefix: str) 
 
 def _bench_loop(binary: Path, args: argparse.Namespace, work: Path, prefix: str) -> None:
     rules = {"filtered": work / "exec-only.yaml", "captured": work / "openat.yaml"}
-    modes = ("off", "filtered", "kernel", "captured")
+    floor = build_floor(work)
+    modes = ("off", "filtered", *(("floor",) if floor else ()), "kernel", "captured")
     wall: dict[str, list[float]] = {m: [] for m in modes}
     cpu: dict[str, list[float]] = {m: [] for m in modes}
     p10: dict[str, list[float]] = {m: [] for m in modes}
@@ -284,8 +332,8 @@ def _bench_loop(binary: Path, args: argparse.Namespace, work: Path, prefix: str)
         for mode in modes:
             sensor = None
             kernel = None
-            if mode == "kernel":
-                kernel = KernelOnly(ring_mb)
+            if mode in ("kernel", "floor"):
+                kernel = KernelOnly(ring_mb, floor if mode == "floor" else None)
             elif mode != "off":
                 sensor = Sensor(rules[mode], ring_mb if mode == "captured" else 16, work, prefix, "0")
             w, c, q, _s = workload(binary, args.pairs)
@@ -310,9 +358,12 @@ def _bench_loop(binary: Path, args: argparse.Namespace, work: Path, prefix: str)
     for mode, label in (
         ("off", "no sensor"),
         ("filtered", "sensor running, openat filtered in the kernel"),
+        ("floor", "floor: a bare program reserving a record + copying the path"),
         ("kernel", f"every openat emitted, read and discarded ({ring_mb} MiB ring)"),
         ("captured", f"every openat captured + published ({ring_mb} MiB ring)"),
     ):
+        if mode not in modes:
+            continue
         w, c, q = statistics.median(wall[mode]), statistics.median(cpu[mode]), statistics.median(p10[mode])
         print(f"  {label:58s} {w:8.0f} {w / base_w:6.2f} {c:8.0f} {c / base_c:6.2f} {q:7.0f} {q / base_q:6.2f}")
     print(f"  kernel drops while capturing: {drops:.0f}")
