@@ -11,6 +11,7 @@ hooks, drains what is left in the ring and returns; the runner then flushes Kafk
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import socket
@@ -44,12 +45,16 @@ BACKLOG_RECORDS = 64  # records left in the ring after a read that mean "read ag
 PRUNE_SECONDS = 60.0  # how often processes gone without an exit record are forgotten
 
 
+def packaged_object(name: str) -> str:
+    return str(resources.files("falconet.sensors.syscall") / name)
+
+
 def default_object(lib: Libbpf | None = None, btf_path: str = preflight.BTF_PATH) -> str:
     """The packaged object for this kernel: the one with direct loads when the kernel has
     the bpf_rdonly_cast kfunc (6.2 and later), else the compat one."""
     lib = lib or Libbpf.get()
     direct = lib.kernel_has_func(DIRECT_LOAD_KFUNC, btf_path)
-    return str(resources.files("falconet.sensors.syscall") / (OBJECT_NAME if direct else COMPAT_OBJECT_NAME))
+    return packaged_object(OBJECT_NAME if direct else COMPAT_OBJECT_NAME)
 
 
 def boot_to_epoch() -> int:
@@ -145,31 +150,48 @@ class SyscallSensor:
         self._backlog = 0
 
     # -- setup ------------------------------------------------------------------------------------
+    def _load(self, path: str, lib: Libbpf) -> BpfObject:
+        """Open, verify and attach the object at ``path``, or raise :class:`BpfError`."""
+        s = self.settings
+        if not os.path.exists(path):
+            raise SensorError(f"the BPF object {path} is missing: reinstall falconet")
+        obj = BpfObject(path, lib)
+        try:
+            R.check_layout(*obj.struct_layout("fn_rec"))
+            obj.set_max_entries("events", s.ring_mb << 20)
+            obj.load()
+            obj.map("fn_cfg").update(
+                b"\0\0\0\0",
+                R.settings_value(self.plan.bitmap(), os.getpid() if s.ignore_self else 0,
+                                 s.only_tgid, 1, s.want_env),  # fmt: skip
+            )
+            for prog in PROGRAMS:
+                obj.attach(prog)
+        except BaseException:
+            obj.close()
+            raise
+        return obj
+
     def setup(self) -> None:
         s = self.settings
         preflight.check(preflight.Host.current())
         lib = Libbpf.get()
         path = s.object_path or default_object(lib)
-        if not os.path.exists(path):
-            raise SensorError(f"the BPF object {path} is missing: reinstall falconet")
+        compat = packaged_object(COMPAT_OBJECT_NAME)
         try:
-            obj = BpfObject(path, lib)
-            try:
-                R.check_layout(*obj.struct_layout("fn_rec"))
-                obj.set_max_entries("events", s.ring_mb << 20)
-                obj.load()
-                obj.map("fn_cfg").update(
-                    b"\0\0\0\0",
-                    R.settings_value(self.plan.bitmap(), os.getpid() if s.ignore_self else 0,
-                                     s.only_tgid, 1, s.want_env),  # fmt: skip
-                )
-                for prog in PROGRAMS:
-                    obj.attach(prog)
-            except BaseException:
-                obj.close()
-                raise
+            obj = self._load(path, lib)
         except BpfError as exc:
-            raise SensorError(preflight.explain_load_error(str(exc), exc.errno)) from None
+            # a kernel whose verifier refuses the direct loads still runs the compat object;
+            # a missing privilege or an object named by the user is reported as it is
+            if s.object_path or path == compat or exc.errno in (errno.EPERM, errno.EACCES):
+                raise SensorError(preflight.explain_load_error(str(exc), exc.errno)) from None
+            log.warning("sensor.syscall.object_refused object=%s errno=%d: loading %s instead",
+                        os.path.basename(path), exc.errno, COMPAT_OBJECT_NAME)  # fmt: skip
+            try:
+                obj = self._load(compat, lib)
+            except BpfError as exc2:
+                raise SensorError(preflight.explain_load_error(str(exc2), exc2.errno)) from None
+            path = compat
         self._obj = obj
         events = obj.map("events")
         self._ring = MmapRing(events.fd, events.max_entries, R.REC_DTYPE, s.max_batch)

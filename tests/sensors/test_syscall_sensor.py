@@ -232,3 +232,34 @@ def test_search_private_keys_and_memfd_and_ptrace(capture: dict[str, Any]) -> No
     (ptrace,) = fired["PTRACE attached to process"]
     assert ptrace["event"]["args"]["request"] == "PTRACE_ATTACH"
     assert ptrace["event"]["args"]["pid"] == "sleep"
+
+
+def test_a_refused_direct_object_falls_back_to_compat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    """Should a kernel's verifier refuse the direct-load object, the sensor still runs with
+    the compat object and says so (here: the direct object is not a BPF object at all)."""
+    from falconet.sensors.syscall import sensor as S
+
+    bad = tmp_path / "sensor.bpf.o"
+    bad.write_bytes(b"\x7fELF not really")
+    monkeypatch.setattr(S, "default_object", lambda lib=None, btf_path="": str(bad))
+    sensor = S.SyscallSensor(S.SyscallSettings(host="node-test", ring_mb=1, event_types={"openat"}))
+    with caplog.at_level("INFO", logger="falconet.sensor.syscall"):
+        sensor.setup()
+    try:
+        assert "sensor.syscall.object_refused object=sensor.bpf.o" in caplog.text
+        assert "object=sensor-compat.bpf.o" in caplog.text  # the ready line
+    finally:
+        sensor.close()
+
+
+def test_an_object_named_by_the_user_is_not_replaced(tmp_path: Path) -> None:
+    from falconet.errors import SensorError
+    from falconet.sensors.syscall import sensor as S
+
+    bad = tmp_path / "mine.bpf.o"
+    bad.write_bytes(b"\x7fELF not really")
+    sensor = S.SyscallSensor(S.SyscallSettings(host="node-test", ring_mb=1, event_types={"openat"},
+                                               object_path=str(bad)))  # fmt: skip
+    with pytest.raises(SensorError, match=r"mine\.bpf\.o"):
+        sensor.setup()
