@@ -30,7 +30,12 @@ class Setting:
 
     @property
     def env(self) -> str:
-        return "FALCONET_" + self.key.upper().replace(".", "_")
+        return env_name(self.key)
+
+
+def env_name(key: str) -> str:
+    """The environment variable that overrides a dotted setting key."""
+    return "FALCONET_" + key.upper().replace(".", "_")
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -645,6 +650,11 @@ SETTINGS: tuple[Setting, ...] = (
 _BY_KEY = {s.key: s for s in SETTINGS}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+
+
+def section(prefix: str) -> tuple[Setting, ...]:
+    """The settings whose keys start with ``prefix`` (e.g. ``"k8s_meta."``), in order."""
+    return tuple(s for s in SETTINGS if s.key.startswith(prefix))
 
 
 def _convert(setting: Setting, value: Any, origin: str) -> Any:

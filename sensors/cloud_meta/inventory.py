@@ -110,11 +110,8 @@ def load_accounts_file(path: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-class AccountSource:
-    """The organisation's accounts (``meta.accounts.v1``, key: account id)."""
-
-    name = "accounts"
-    table = "accounts"
+class _AwsSource:
+    """A source read through the AWS APIs: its options and boto3 clients, made on first use."""
 
     def __init__(self, options: Options, clients: A.Clients | None = None) -> None:
         self.options = options
@@ -126,6 +123,13 @@ class AccountSource:
         if self._clients is None:
             self._clients = A.Clients(self.options.region, self.options.endpoint_url)
         return self._clients
+
+
+class AccountSource(_AwsSource):
+    """The organisation's accounts (``meta.accounts.v1``, key: account id)."""
+
+    name = "accounts"
+    table = "accounts"
 
     def list_organization(self) -> dict[str, Account]:
         org = self.clients.client("organizations")
@@ -148,22 +152,11 @@ class AccountSource:
         return Snapshot({k: a.value(pid) for k, a in merged.items()}, _everything)
 
 
-class IdentitySource:
+class IdentitySource(_AwsSource):
     """IAM users and roles (``meta.identities.v1``, key: ARN, plus role alias keys)."""
 
     name = "identities"
     table = "identities"
-
-    def __init__(self, options: Options, clients: A.Clients | None = None) -> None:
-        self.options = options
-        self.refresh_seconds = options.refresh_seconds
-        self._clients = clients
-
-    @property
-    def clients(self) -> A.Clients:
-        if self._clients is None:
-            self._clients = A.Clients(self.options.region, self.options.endpoint_url)
-        return self._clients
 
     def scan(self, clients: A.Clients) -> list[Identity]:
         """Every user and role of the account of ``clients``, with their tags."""

@@ -13,8 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from falconet.config import SETTINGS as ALL_SETTINGS
-from falconet.config import Config, Setting
+from falconet.config import Config, Setting, section
 from falconet.config import resolve as resolve_settings
 from falconet.errors import ConfigError
 
@@ -24,7 +23,8 @@ IMDS_IPV4 = "http://169.254.169.254"
 IMDS_IPV6 = "http://[fd00:ec2::254]"
 
 #: declared in falconet/config.py (block "sensor.cloud_meta"), like every setting
-SETTINGS: tuple[Setting, ...] = tuple(s for s in ALL_SETTINGS if s.key.startswith("cloud_meta."))
+SETTINGS: tuple[Setting, ...] = section("cloud_meta.")
+
 
 def resolve(
     cfg: Config | None,

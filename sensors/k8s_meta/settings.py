@@ -11,20 +11,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from falconet.config import SETTINGS as ALL_SETTINGS
-from falconet.config import Config, in_range, resolve
+from falconet.config import Config, in_range, resolve, section
 from falconet.errors import ConfigError
 
 from .translate import DEFAULT_ANNOTATION_EXCLUDES, Filters
 
 #: (key, default, meaning), from the declarations in falconet/config.py ("sensor.k8s_meta")
 SETTINGS: tuple[tuple[str, Any, str], ...] = tuple(
-    (s.key, s.default, s.doc) for s in ALL_SETTINGS if s.key.startswith("k8s_meta.")
+    (s.key, s.default, s.doc) for s in section("k8s_meta.")
 )
-
-
-def env_name(key: str) -> str:
-    return "FALCONET_" + key.upper().replace(".", "_")
 
 
 @dataclass(frozen=True, slots=True)

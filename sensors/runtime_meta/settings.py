@@ -13,8 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from falconet.config import SETTINGS as ALL_SETTINGS
-from falconet.config import Config, in_range, resolve
+from falconet.config import Config, in_range, resolve, section
 from falconet.errors import ConfigError
 
 RUNTIMES = ("docker", "containerd", "cri-o")
@@ -28,12 +27,8 @@ DEFAULT_SOCKETS: dict[str, tuple[str, ...]] = {
 
 #: (key, default, meaning), from the declarations in falconet/config.py ("sensor.runtime_meta")
 SETTINGS: tuple[tuple[str, Any, str], ...] = tuple(
-    (s.key, s.default, s.doc) for s in ALL_SETTINGS if s.key.startswith("runtime_meta.")
+    (s.key, s.default, s.doc) for s in section("runtime_meta.")
 )
-
-
-def env_name(key: str) -> str:
-    return "FALCONET_" + key.upper().replace(".", "_")
 
 
 @dataclass(frozen=True, slots=True)

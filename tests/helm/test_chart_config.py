@@ -12,9 +12,8 @@ import pytest
 import yaml
 
 from falconet.cli import main as cli
-from falconet.config import SETTINGS, Config
+from falconet.config import SETTINGS, Config, env_name
 from falconet.sensors.runtime_meta.settings import SETTINGS as RUNTIME_META_SETTINGS
-from falconet.sensors.runtime_meta.settings import env_name
 from falconet.sinks.settings import load_sinks
 from tests.helm.conftest import SCENARIOS, Rendering, Tools, render
 

@@ -165,7 +165,8 @@ def test_settings_from_environment_and_command_line_with_checks() -> None:
 
 
 def test_every_setting_is_documented_with_its_environment_variable() -> None:
-    from falconet.sensors.k8s_meta.settings import SETTINGS, env_name
+    from falconet.config import env_name
+    from falconet.sensors.k8s_meta.settings import SETTINGS
     from tests.conftest import ROOT
 
     page = (ROOT / "docs" / "sensors" / "k8s-meta.md").read_text()
