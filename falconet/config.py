@@ -239,6 +239,15 @@ SETTINGS: tuple[Setting, ...] = (
         "Send the environment of executed processes (`proc.env` of execve events).",
     ),
     Setting(
+        "syscall.share_context",
+        True,
+        bool,
+        "Write a thread's context (`proc`, `ancestors`, `user`, `group`, `container`) once "
+        "per batch record and refer to it from the thread's later events in the record "
+        "(`event.ctx`, docs/events.md); `false` makes every envelope self-contained, at "
+        "several times the bytes.",
+    ),
+    Setting(
         "syscall.metrics_port",
         0,
         int,

@@ -29,7 +29,7 @@ from typing import IO, Any
 
 import orjson
 
-from . import timefmt
+from . import shared_context, timefmt
 from .errors import InputError
 from .event import AWS_CLOUDTRAIL, K8S_AUDIT, SOURCES, Event
 
@@ -219,7 +219,11 @@ class RecordDecoder:
         """Every event in one JSON value; each record that is not one is reported through
         ``on_problem`` (with its index inside the value) and skipped."""
         if isinstance(value, list):
+            bad = shared_context.resolve(value)
             for i, item in enumerate(value):
+                if i in bad:
+                    on_problem(f"item {i}: {bad[i]}")
+                    continue
                 yield from self.events(item, origin, lambda m, i=i: on_problem(f"item {i}: {m}"))
             return
         if not isinstance(value, dict):

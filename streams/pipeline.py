@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from falconet import shared_context
 from falconet.detection import Detection
 from falconet.enrichers.late import unknown_container
 from falconet.event import Event
@@ -104,7 +105,13 @@ class Pipeline:
         kafka_origin = {"kind": "kafka", "topic": origin.topic, "partition": origin.partition,
                         "offset": origin.offset}  # fmt: skip
         if isinstance(decoded, list):
+            bad = shared_context.resolve(decoded)
             for i, item in enumerate(decoded):
+                if i in bad:
+                    out.dead_letters.append(
+                        self._dlq(DECODE, bad[i], origin, orjson.dumps(item), index=i)
+                    )
+                    continue
                 self._item(item, i, origin, kafka_origin, out)
         else:
             self._item(decoded, None, origin, kafka_origin, out, whole=value)

@@ -71,6 +71,7 @@ class SyscallSettings:
     poll_ms: int = 10
     event_types: frozenset[str] | None = None  # None: every type the sensor supports
     want_env: bool = True
+    share_context: bool = True
     object_path: str = ""
     only_tgid: int = 0  # benchmarks: report one process only
     ignore_self: bool = True
@@ -91,7 +92,8 @@ class SyscallSettings:
         host = overrides.pop("host", None) or cfg["syscall.host"] or socket.gethostname()
         return cls(
             host=host, ring_mb=ring_mb, poll_ms=poll_ms, event_types=event_types,
-            want_env=cfg["syscall.env"], object_path=cfg["syscall.object"],
+            want_env=cfg["syscall.env"], share_context=cfg["syscall.share_context"],
+            object_path=cfg["syscall.object"],
             batch_events=cfg["publisher.batch_events"], batch_bytes=cfg["publisher.batch_bytes"],
             batch_ms=cfg["publisher.batch_ms"], **overrides,
         )  # fmt: skip
@@ -202,7 +204,7 @@ class SyscallSensor:
         self.table = ProcessTable(offset, UserTable())
         seeded = self.table.seed()
         self.encoder = Encoder(s.host, self.table, self.plan.emit, offset,
-                               s.batch_events, s.batch_bytes)  # fmt: skip
+                               s.batch_events, s.batch_bytes, s.share_context)  # fmt: skip
         self._collector = metrics.register(self.sys)
         if self.plan.unsupported:
             log.warning("sensor.syscall.unsupported types=%s", ",".join(sorted(self.plan.unsupported)))

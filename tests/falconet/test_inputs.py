@@ -63,6 +63,26 @@ def test_malformed_lines_are_reported_with_file_and_line(tmp_path: Path) -> None
     assert "unknown event source 'nosuch'" in text[4]
 
 
+def test_batch_records_with_context_references(tmp_path: Path) -> None:
+    """A line holding a sensor's batch record (events sharing context by ``event.ctx``)
+    reads as self-contained events; a dangling reference is reported with line and item."""
+    def ref(j: object, eid: str) -> dict:
+        return envelope(id=eid, event={"args": {"fd": 4}, "ctx": j})
+
+    p = tmp_path / "batches.jsonl"
+    first = envelope(id="a0", event={"args": {"fd": 3}, "proc": {"name": "cc1"}, "container": {"id": "c1"}, "user": {"uid": 0}})
+    p.write_bytes(orjson.dumps([first, ref(0, "a1"), ref(1, "a2")]) + b"\n"
+                  + orjson.dumps([ref(0, "b0"), first, ref("0", "b2")]) + b"\n")  # fmt: skip
+    events, problems = read(p)
+    assert [e.id for e in events] == ["a0", "a1", "a2", "a0"]
+    for e in events[1:3]:
+        assert e.payload == {"args": {"fd": 4}, "proc": {"name": "cc1"}, "container": {"id": "c1"},
+                             "user": {"uid": 0}}  # fmt: skip
+    assert [(pr.line, pr.message.split(":")[0]) for pr in problems] == [(2, "item 0"), (2, "item 2")]
+    assert "(none: this is the first), got 0" in problems[0].message
+    assert "(0 to 1), got '0'" in problems[1].message
+
+
 def test_oversized_record_is_skipped(tmp_path: Path) -> None:
     p = tmp_path / "big.jsonl"
     big = envelope(id="big", event={"args": {"data": "x" * 5000}, "container": {"id": "host"}})

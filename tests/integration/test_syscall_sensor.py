@@ -20,6 +20,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from falconet import shared_context
 from falconet.inputs import event_from_envelope
 from falconet.rules.engine import Engine, EngineConfig
 from falconet.sensors.syscall import preflight
@@ -108,6 +109,7 @@ def test_sensor_publishes_batches_and_stops_cleanly(kafka, topic_prefix: str, tm
         partitions.add(msg.partition())
         batch = orjson.loads(msg.value())
         assert dict(msg.headers())["falconet-batch"] == str(len(batch)).encode()
+        assert shared_context.resolve(batch) == {}
         for obj in batch:
             assert obj["host"] == "node-it" and obj["source"] == "syscall"
             fired += [(d.rule, d.output_fields.get("proc.cmdline")) for d in eng.process(event_from_envelope(obj))]

@@ -17,6 +17,7 @@ import numpy as np
 import orjson
 import pytest
 
+from falconet import shared_context
 from falconet.inputs import event_from_envelope
 from falconet.sensors.syscall import records as R
 from falconet.sensors.syscall.encoder import Encoder
@@ -306,3 +307,67 @@ def test_processes_gone_without_an_exit_record_are_pruned(enc: Encoder, tmp_path
         (tmp_path / "proc" / str(pid)).mkdir()
     assert enc.table.prune() == 1
     assert set(enc.table.procs) == {1, 400} and enc.table.procs[400].nchildren == 0
+
+
+def _busy_thread_batch() -> np.ndarray:
+    """A compiler-like burst: exec, many opens (found and not), a second thread, a chdir that
+    changes the context, a connect, an exit."""
+    recs = Records()
+    recs.exec(1100, 400, ["cc1", "-quiet", "f.c"], "/usr/libexec/gcc/cc1", "/src")
+    for i in range(6):
+        recs.openat(1100, f"/usr/include/h{i}.h", ret=3 + i, comm=b"cc1")
+        recs.openat(1100, f"/usr/local/include/h{i}.h", ret=-2, comm=b"cc1")
+    recs.openat(1100, "/tmp/cc.s", comm=b"cc1 worker", tid=1101)
+    walked = b"obj\0"
+    recs.rec(NR["chdir"], 1100, comm=b"cc1", flags=R.F_PATHWALK, aux=len(walked), data=walked)
+    recs.openat(1100, "f.o", flags=0o1101, ret=9, created=True, comm=b"cc1")
+    sock = _sock(2, 41234, 443, "10.244.1.7", "10.96.0.1", state=2)
+    recs.rec(NR["connect"], 1100, comm=b"cc1", ret=-115, flags=R.F_FILE | R.F_SOCK | R.F_UADDR,
+             a=(5, 0x7FFF, 16), x=(0, 77, 0o140777), data=sock + _uaddr("10.96.0.1", 443))  # fmt: skip
+    recs.openat(1100, "g.o", ret=10, comm=b"cc1")
+    recs.rec(R.K_EXIT, 1100, comm=b"cc1", flags=R.F_GROUP_DEAD, a=(400,))
+    return recs.batch()
+
+
+@pytest.mark.parametrize("max_events", [500, 4])
+def test_a_thread_context_is_written_once_per_record(tmp_path: Path, max_events: int) -> None:
+    """Within a batch record, a thread's later events refer to the first one's context
+    (docs/events.md "Context by reference"); resolved, they are exactly the self-contained
+    envelopes, also across record boundaries."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    shared = Encoder("node-a", _table(tmp_path / "a"), SUPPORTED, BOOT, max_events=max_events)
+    plain = Encoder("node-a", _table(tmp_path / "b"), SUPPORTED, BOOT, max_events=max_events,
+                    share_context=False)  # fmt: skip
+    shared.encode(_busy_thread_batch())
+    shared.seal()
+    plain.encode(_busy_thread_batch())
+    plain.seal()
+    shared_records, plain_records = shared.take(), plain.take()
+    assert [n for _p, n in shared_records] == [n for _p, n in plain_records]
+    shared_bytes = sum(len(p) for p, _n in shared_records)
+    plain_bytes = sum(len(p) for p, _n in plain_records)
+    refs = 0
+    for payload, _n in shared_records:
+        batch = orjson.loads(payload)
+        for i, item in enumerate(batch):
+            j = item["event"].get("ctx")
+            if j is None:
+                assert "proc" in item["event"]
+                continue
+            refs += 1
+            assert 0 <= j < i and "proc" in batch[j]["event"] and "proc" not in item["event"]
+            assert batch[j]["event"]["proc"]["tid"] == int(item["id"].rsplit("-", 1)[1])
+        assert shared_context.resolve(batch) == {}
+        expected = orjson.loads(plain_records.pop(0)[0])
+        assert batch == expected
+    assert refs >= (10 if max_events == 500 else 5)
+    assert shared_bytes < 0.6 * plain_bytes
+
+
+def test_share_context_off_writes_no_reference(tmp_path: Path) -> None:
+    plain = Encoder("node-a", _table(tmp_path), SUPPORTED, BOOT, share_context=False)
+    plain.encode(_busy_thread_batch())
+    plain.seal()
+    for payload, _n in plain.take():
+        assert all("ctx" not in e["event"] and "proc" in e["event"] for e in orjson.loads(payload))

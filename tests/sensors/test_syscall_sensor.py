@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 import pytest
 
+from falconet import shared_context
 from falconet.inputs import event_from_envelope
 from falconet.rules.engine import Engine, EngineConfig
 from falconet.sensors.syscall import preflight
@@ -46,6 +47,7 @@ class ListSink:
         for payload, count in records:
             batch = orjson.loads(payload)
             assert isinstance(batch, list) and len(batch) == count
+            assert shared_context.resolve(batch) == {}  # every reference is well formed
             self.envelopes.extend(orjson.dumps(e) for e in batch)
 
     def idle(self) -> None:

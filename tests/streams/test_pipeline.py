@@ -7,6 +7,7 @@ import base64
 import orjson
 import pytest
 
+from falconet import shared_context
 from falconet.enrichers.metadata import MetadataEnricher
 from falconet.rules.engine import Engine, EngineConfig
 from falconet.streams.dlq import Origin
@@ -110,6 +111,31 @@ def test_bad_items_inside_a_batch_do_not_lose_the_good_ones() -> None:
     assert [(d["index"], d["stage"]) for d in dl] == [(1, "decode"), (2, "decode")]
     assert "'ts' must be a non-negative integer" in dl[0]["reason"]
     assert orjson.loads(base64.b64decode(dl[0]["original_b64"]))["ts"] == "yesterday"
+
+
+def _by_reference(item: dict, j: int) -> dict:
+    """``item`` as a sensor writes it when envelope ``j`` of the record has its context."""
+    ev = {k: v for k, v in item["event"].items() if k not in shared_context.CONTEXT_KEYS}
+    return dict(item, event=dict(ev, ctx=j))
+
+
+def test_context_references_inside_a_batch_are_resolved() -> None:
+    """A syscall batch whose events share their thread's context (docs/events.md "Context
+    by reference") evaluates like the self-contained one; a broken reference is a dead
+    letter with the reason, and the rest of the record still flows."""
+    first = shell(num=1)
+    later = shell(num=2)
+    good = orjson.dumps([first, _by_reference(later, 0)])
+    out = pipeline().process(good, ORIGIN)
+    assert [d.rule for d in out.detections] == ["Shell in container"] * 2 and out.dead_letters == []
+    cat = env(syscall("execve", proc={"name": "cat"}, num=5))
+    bad = orjson.dumps([first, _by_reference(later, 7), _by_reference(later, 1), cat])
+    out = pipeline().process(bad, ORIGIN)
+    assert [d.rule for d in out.detections] == ["Shell in container", "Name check"]
+    dl = dead(out)
+    assert [(d["index"], d["stage"]) for d in dl] == [(1, "decode"), (2, "decode")]
+    assert "index of an earlier event of the same record (0 to 0), got 7" in dl[0]["reason"]
+    assert "refers to item 1, which is invalid itself" in dl[1]["reason"]
 
 
 def test_evaluation_error_keeps_other_detections() -> None:
