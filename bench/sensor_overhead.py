@@ -23,7 +23,12 @@ topic prefix of its own) pinned to CPU 0, and a C workload pinned to CPU 1:
    wall second. Then an unpaced run gives the sensor's capacity (events published per
    second while its ring stays full) and what it drops then.
 3. **realistic workload**: compiling a generated C project (F files, each including common
-   libc headers) with cc, off vs on (the stable Falco rules' event types), median of runs.
+   libc headers) with cc, off vs on (the stable Falco rules' event types), runs
+   alternated. Reports the whole build (median of runs), each file's compile (median and
+   10th percentile over all runs: the steadier figures on a shared VM), the compilers'
+   own CPU time (the BPF programs run inside their syscalls), and the sensor's CPU per
+   build as a share of the compilers' (what a node pays on another core).
+   ``FALCONET_SYSCALL_SHARE_CONTEXT=false`` measures self-contained envelopes.
 
     sudo .venv/bin/python bench/sensor_overhead.py [--pairs 1000000] [--runs 5]
           [--rate 300000] [--seconds 5] [--files 60] [--skip compile,rate,loop]
@@ -38,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -422,27 +428,60 @@ def bench_compile(args: argparse.Namespace, work: Path, prefix: str) -> None:
             f"return (int)strlen(b) + (int)sqrt((double)x) + {i}; }}\n"
         )
 
-    def build() -> float:
-        t0 = time.monotonic()
+    def build() -> tuple[list[float], float]:
+        """Wall seconds of each file's compile, and the compilers' CPU (user + system: the
+        BPF programs run inside their syscalls, so the kernel side is in it)."""
+        times = []
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         for i in range(args.files):
+            t0 = time.monotonic()
             sh([cc, "-O1", "-c", str(project / f"f{i}.c"), "-o", str(project / f"f{i}.o")])
-        return time.monotonic() - t0
+            times.append(time.monotonic() - t0)
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return times, (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
 
-    off, on = [], []
+    def pct(on: float, off: float) -> str:
+        return f"{100 * (on / off - 1):+.1f} %"
+
+    off: list[list[float]] = []
+    on: list[list[float]] = []
+    off_cpu, on_cpu, sensor_cpu, events = [], [], [], []
     build()  # warm the page cache
     rules = STABLE if STABLE.exists() else work / "openat.yaml"
     for _ in range(args.runs):
-        off.append(build())
+        times, cpu = build()
+        off.append(times)
+        off_cpu.append(cpu)
         sensor = Sensor(rules, 64, work, prefix, "0")
-        on.append(build())
+        e0 = sensor.events()
+        c0 = cpu_seconds(sensor.proc.pid)
+        times, cpu = build()
+        on.append(times)
+        on_cpu.append(cpu)
         sensor.drain(timeout=5)  # the rest of the machine keeps it busy: stop() flushes anyway
+        sensor_cpu.append(cpu_seconds(sensor.proc.pid) - c0)
+        events.append(sensor.events() - e0)
         m = sensor.stop()
-    a, b = statistics.median(off), statistics.median(on)
-    print(f"\ncompiling {args.files} C files with {Path(cc).name} -O1, median of {args.runs} "
-          f"(sensor with the stable rules' event types; load {load()}):")
-    print(f"  no sensor {a:.2f} s, with sensor {b:.2f} s: overhead {100 * (b / a - 1):+.1f} % "
-          f"({m['falconet_sensor_events_total']:.0f} events in the last run, drops "
-          f"{m['falconet_sensor_drops_total']:.0f})")
+    whole_off, whole_on = statistics.median(map(sum, off)), statistics.median(map(sum, on))
+    files_off = sorted(t for run in off for t in run)
+    files_on = sorted(t for run in on for t in run)
+    med_off, med_on = statistics.median(files_off), statistics.median(files_on)
+    p10_off, p10_on = files_off[len(files_off) // 10], files_on[len(files_on) // 10]
+    cpu_off, cpu_on = statistics.median(off_cpu), statistics.median(on_cpu)
+    s_cpu, ev = statistics.median(sensor_cpu), statistics.median(events)
+    share = os.environ.get("FALCONET_SYSCALL_SHARE_CONTEXT", "true")
+    print(f"\ncompiling {args.files} C files with {Path(cc).name} -O1, {args.runs} runs alternated "
+          f"(sensor with the stable rules' event types, share_context={share}; load {load()}):")
+    print(f"  whole build, median: no sensor {whole_off:.2f} s, with sensor {whole_on:.2f} s: "
+          f"{pct(whole_on, whole_off)}")
+    print(f"  per file ({len(files_on)} compiles each way): median {1e3 * med_off:.1f} -> "
+          f"{1e3 * med_on:.1f} ms ({pct(med_on, med_off)}), p10 {1e3 * p10_off:.1f} -> "
+          f"{1e3 * p10_on:.1f} ms ({pct(p10_on, p10_off)})")
+    print(f"  compilers' CPU (user + system, median per build): {cpu_off:.2f} -> {cpu_on:.2f} s "
+          f"({pct(cpu_on, cpu_off)})")
+    print(f"  sensor CPU per build (all threads, median): {s_cpu:.2f} s for {ev:.0f} events "
+          f"({1e6 * s_cpu / max(ev, 1):.1f} us each) = {100 * s_cpu / cpu_off:.1f} % of the "
+          f"compilers' CPU; drops in the last run {m['falconet_sensor_drops_total']:.0f}")
 
 
 def main() -> None:

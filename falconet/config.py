@@ -227,10 +227,10 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "syscall.poll_ms",
-        10,
+        50,
         int,
-        "Interval between two reads of the ring buffer (ms, 1-1000): the longest an event "
-        "waits in the kernel.",
+        "Interval between two reads of the ring buffer (ms, 1-1000) when it holds no backlog: "
+        "the longest an event waits in the kernel. Under load the sensor reads back to back.",
     ),
     Setting(
         "syscall.env",

@@ -68,7 +68,7 @@ class SyscallSettings:
 
     host: str
     ring_mb: int = 64
-    poll_ms: int = 10
+    poll_ms: int = 50
     event_types: frozenset[str] | None = None  # None: every type the sensor supports
     want_env: bool = True
     share_context: bool = True
