@@ -27,7 +27,9 @@ topic prefix of its own) pinned to CPU 0, and a C workload pinned to CPU 1:
    alternated. Reports the whole build (median of runs), each file's compile (median and
    10th percentile over all runs: the steadier figures on a shared VM), the compilers'
    own CPU time (the BPF programs run inside their syscalls), and the sensor's CPU per
-   build as a share of the compilers' (what a node pays on another core).
+   build as a share of the compilers' (what a node pays on another core). With
+   ``--broker-cpu 0`` the compilers run on CPU 1 and the sensor and broker on CPU 0 (a node
+   with a core to spare); without it all three share both CPUs.
    ``FALCONET_SYSCALL_SHARE_CONTEXT=false`` measures self-contained envelopes.
 
     sudo .venv/bin/python bench/sensor_overhead.py [--pairs 1000000] [--runs 5]
@@ -53,6 +55,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -416,6 +419,20 @@ def bench_rate(binary: Path, args: argparse.Namespace, work: Path, prefix: str) 
               f"publish errors {m2['falconet_sensor_publish_errors_total']:.0f}", flush=True)
 
 
+@dataclass
+class CompileRuns:
+    """What the alternated builds measured (lists: one item per build)."""
+
+    off: list[list[float]] = field(default_factory=list)  # each file's compile, seconds
+    on: list[list[float]] = field(default_factory=list)
+    off_cpu: list[float] = field(default_factory=list)  # the compilers' user + system
+    on_cpu: list[float] = field(default_factory=list)
+    sensor_cpu: list[float] = field(default_factory=list)
+    broker_cpu: list[float] = field(default_factory=list)
+    events: list[float] = field(default_factory=list)
+    drops: float = 0.0
+
+
 def bench_compile(args: argparse.Namespace, work: Path, prefix: str) -> None:
     cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     project = work / "project"
@@ -427,6 +444,9 @@ def bench_compile(args: argparse.Namespace, work: Path, prefix: str) -> None:
             headers + f"int f{i}(int x) {{ char b[64]; snprintf(b, sizeof b, \"%d\", x); "
             f"return (int)strlen(b) + (int)sqrt((double)x) + {i}; }}\n"
         )
+    # with --broker-cpu, a node with a core to spare: the compilers on CPU 1, the sensor and
+    # the broker on CPU 0; without, all of them share both CPUs
+    pin = ["taskset", "-c", "1"] if args.broker_cpu is not None else []
 
     def build() -> tuple[list[float], float]:
         """Wall seconds of each file's compile, and the compilers' CPU (user + system: the
@@ -435,43 +455,53 @@ def bench_compile(args: argparse.Namespace, work: Path, prefix: str) -> None:
         r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         for i in range(args.files):
             t0 = time.monotonic()
-            sh([cc, "-O1", "-c", str(project / f"f{i}.c"), "-o", str(project / f"f{i}.o")])
+            sh([*pin, cc, "-O1", "-c", str(project / f"f{i}.c"), "-o", str(project / f"f{i}.o")])
             times.append(time.monotonic() - t0)
         r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         return times, (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
 
+    r = CompileRuns()
+    rules = STABLE if STABLE.exists() else work / "openat.yaml"
+    with BrokerPinned(args.broker_cpu):
+        bpid = broker_pid()
+        build()  # warm the page cache
+        for _ in range(args.runs):
+            times, cpu = build()
+            r.off.append(times)
+            r.off_cpu.append(cpu)
+            sensor = Sensor(rules, 64, work, prefix, "0")
+            e0 = sensor.events()
+            c0 = cpu_seconds(sensor.proc.pid)
+            b0 = cpu_seconds(bpid) if bpid is not None else 0.0
+            times, cpu = build()
+            r.on.append(times)
+            r.on_cpu.append(cpu)
+            sensor.drain(timeout=5)  # the rest of the machine keeps it busy: stop() flushes anyway
+            r.sensor_cpu.append(cpu_seconds(sensor.proc.pid) - c0)
+            if bpid is not None:
+                r.broker_cpu.append(cpu_seconds(bpid) - b0)
+            r.events.append(sensor.events() - e0)
+            r.drops = sensor.stop()["falconet_sensor_drops_total"]
+    share = os.environ.get("FALCONET_SYSCALL_SHARE_CONTEXT", "true")
+    where = ("compilers on CPU 1, sensor and broker on CPU 0" if pin
+             else "compilers, sensor and broker on both CPUs")  # fmt: skip
+    print(f"\ncompiling {args.files} C files with {Path(cc).name} -O1, {args.runs} runs alternated "
+          f"({where}; sensor with the stable rules' event types, share_context={share}; "
+          f"load {load()}):")
+    report_compile(r)
+
+
+def report_compile(r: CompileRuns) -> None:
     def pct(on: float, off: float) -> str:
         return f"{100 * (on / off - 1):+.1f} %"
 
-    off: list[list[float]] = []
-    on: list[list[float]] = []
-    off_cpu, on_cpu, sensor_cpu, events = [], [], [], []
-    build()  # warm the page cache
-    rules = STABLE if STABLE.exists() else work / "openat.yaml"
-    for _ in range(args.runs):
-        times, cpu = build()
-        off.append(times)
-        off_cpu.append(cpu)
-        sensor = Sensor(rules, 64, work, prefix, "0")
-        e0 = sensor.events()
-        c0 = cpu_seconds(sensor.proc.pid)
-        times, cpu = build()
-        on.append(times)
-        on_cpu.append(cpu)
-        sensor.drain(timeout=5)  # the rest of the machine keeps it busy: stop() flushes anyway
-        sensor_cpu.append(cpu_seconds(sensor.proc.pid) - c0)
-        events.append(sensor.events() - e0)
-        m = sensor.stop()
-    whole_off, whole_on = statistics.median(map(sum, off)), statistics.median(map(sum, on))
-    files_off = sorted(t for run in off for t in run)
-    files_on = sorted(t for run in on for t in run)
+    whole_off, whole_on = statistics.median(map(sum, r.off)), statistics.median(map(sum, r.on))
+    files_off = sorted(t for run in r.off for t in run)
+    files_on = sorted(t for run in r.on for t in run)
     med_off, med_on = statistics.median(files_off), statistics.median(files_on)
     p10_off, p10_on = files_off[len(files_off) // 10], files_on[len(files_on) // 10]
-    cpu_off, cpu_on = statistics.median(off_cpu), statistics.median(on_cpu)
-    s_cpu, ev = statistics.median(sensor_cpu), statistics.median(events)
-    share = os.environ.get("FALCONET_SYSCALL_SHARE_CONTEXT", "true")
-    print(f"\ncompiling {args.files} C files with {Path(cc).name} -O1, {args.runs} runs alternated "
-          f"(sensor with the stable rules' event types, share_context={share}; load {load()}):")
+    cpu_off, cpu_on = statistics.median(r.off_cpu), statistics.median(r.on_cpu)
+    s_cpu, ev = statistics.median(r.sensor_cpu), statistics.median(r.events)
     print(f"  whole build, median: no sensor {whole_off:.2f} s, with sensor {whole_on:.2f} s: "
           f"{pct(whole_on, whole_off)}")
     print(f"  per file ({len(files_on)} compiles each way): median {1e3 * med_off:.1f} -> "
@@ -481,7 +511,10 @@ def bench_compile(args: argparse.Namespace, work: Path, prefix: str) -> None:
           f"({pct(cpu_on, cpu_off)})")
     print(f"  sensor CPU per build (all threads, median): {s_cpu:.2f} s for {ev:.0f} events "
           f"({1e6 * s_cpu / max(ev, 1):.1f} us each) = {100 * s_cpu / cpu_off:.1f} % of the "
-          f"compilers' CPU; drops in the last run {m['falconet_sensor_drops_total']:.0f}")
+          f"compilers' CPU; drops in the last run {r.drops:.0f}")
+    if r.broker_cpu:
+        print(f"  local broker's CPU per build (median; on a node it is another machine): "
+              f"{statistics.median(r.broker_cpu):.2f} s")
 
 
 def main() -> None:
