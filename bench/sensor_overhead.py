@@ -30,6 +30,8 @@ topic prefix of its own) pinned to CPU 0, and a C workload pinned to CPU 1:
    build as a share of the compilers' (what a node pays on another core). With
    ``--broker-cpu 0`` the compilers run on CPU 1 and the sensor and broker on CPU 0 (a node
    with a core to spare); without it all three share both CPUs.
+   A third configuration per run attaches the sensor's program with the same event types
+   and throws the records away (the kernel side alone).
    ``FALCONET_SYSCALL_SHARE_CONTEXT=false`` measures self-contained envelopes.
 
     sudo .venv/bin/python bench/sensor_overhead.py [--pairs 1000000] [--runs 5]
@@ -61,6 +63,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from falconet.rules.engine import Engine, EngineConfig  # noqa: E402
 from falconet.sensors.syscall.metrics import scrape  # noqa: E402
 
 STABLE = ROOT.parent / "shared" / "corpus" / "falco" / "falcosecurity-rules" / "rules" / "falco_rules.yaml"
@@ -240,13 +243,14 @@ def workload(binary: Path, pairs: int, rate: float = 0) -> tuple[float, float, f
 
 
 class KernelOnly:
-    """A BPF object attached and emitting every openat into a ring big enough for the whole
-    run, read by a thread on CPU 0 that throws the records away: the kernel side and the
+    """A BPF object attached and emitting every openat (or ``event_types``) into a ring big
+    enough for the whole run, read by a thread on CPU 0 that throws the records away: the kernel side and the
     ring reads, without decoding or publishing. (With nobody reading at all the loop
     measured slower still on this VM - the idle CPU 0, not the program - so a reader runs.)
     ``path`` None: the sensor's own object; else a bare program (the floor)."""
 
-    def __init__(self, ring_mb: int, path: Path | None = None) -> None:
+    def __init__(self, ring_mb: int, path: Path | None = None,
+                 event_types: frozenset[str] = frozenset({"openat"})) -> None:  # fmt: skip
         from falconet.sensors.syscall import records as R
         from falconet.sensors.syscall.libbpf import BpfObject
         from falconet.sensors.syscall.ring import MmapRing
@@ -258,7 +262,7 @@ class KernelOnly:
         self.obj.load()
         if path is None:
             self.obj.map("fn_cfg").update(
-                b"\0" * 4, R.settings_value(plan({"openat"}).bitmap(), os.getpid(), 0, 1, False)
+                b"\0" * 4, R.settings_value(plan(event_types).bitmap(), os.getpid(), 0, 1, False)
             )
         for prog in PROGRAMS if path is None else [name for name, _p in self.obj.programs()]:
             self.obj.attach(prog)
@@ -425,8 +429,10 @@ class CompileRuns:
 
     off: list[list[float]] = field(default_factory=list)  # each file's compile, seconds
     on: list[list[float]] = field(default_factory=list)
+    kernel: list[list[float]] = field(default_factory=list)  # the kernel side alone
     off_cpu: list[float] = field(default_factory=list)  # the compilers' user + system
     on_cpu: list[float] = field(default_factory=list)
+    kernel_cpu: list[float] = field(default_factory=list)
     sensor_cpu: list[float] = field(default_factory=list)
     broker_cpu: list[float] = field(default_factory=list)
     events: list[float] = field(default_factory=list)
@@ -462,6 +468,9 @@ def bench_compile(args: argparse.Namespace, work: Path, prefix: str) -> None:
 
     r = CompileRuns()
     rules = STABLE if STABLE.exists() else work / "openat.yaml"
+    eng = Engine(EngineConfig())
+    eng.load([rules])
+    types = frozenset(eng.event_types())
     with BrokerPinned(args.broker_cpu):
         bpid = broker_pid()
         build()  # warm the page cache
@@ -469,6 +478,11 @@ def bench_compile(args: argparse.Namespace, work: Path, prefix: str) -> None:
             times, cpu = build()
             r.off.append(times)
             r.off_cpu.append(cpu)
+            kernel = KernelOnly(64, event_types=types)
+            times, cpu = build()
+            kernel.close()
+            r.kernel.append(times)
+            r.kernel_cpu.append(cpu)
             sensor = Sensor(rules, 64, work, prefix, "0")
             e0 = sensor.events()
             c0 = cpu_seconds(sensor.proc.pid)
@@ -501,13 +515,19 @@ def report_compile(r: CompileRuns) -> None:
     med_off, med_on = statistics.median(files_off), statistics.median(files_on)
     p10_off, p10_on = files_off[len(files_off) // 10], files_on[len(files_on) // 10]
     cpu_off, cpu_on = statistics.median(r.off_cpu), statistics.median(r.on_cpu)
+    files_k = sorted(t for run in r.kernel for t in run)
+    med_k, p10_k, cpu_k = statistics.median(files_k), files_k[len(files_k) // 10], statistics.median(r.kernel_cpu)
     s_cpu, ev = statistics.median(r.sensor_cpu), statistics.median(r.events)
-    print(f"  whole build, median: no sensor {whole_off:.2f} s, with sensor {whole_on:.2f} s: "
-          f"{pct(whole_on, whole_off)}")
+    whole_k = statistics.median(map(sum, r.kernel))
+    print(f"  whole build, median: no sensor {whole_off:.2f} s, kernel side alone {whole_k:.2f} s "
+          f"({pct(whole_k, whole_off)}), with sensor {whole_on:.2f} s ({pct(whole_on, whole_off)})")
     print(f"  per file ({len(files_on)} compiles each way): median {1e3 * med_off:.1f} -> "
           f"{1e3 * med_on:.1f} ms ({pct(med_on, med_off)}), p10 {1e3 * p10_off:.1f} -> "
-          f"{1e3 * p10_on:.1f} ms ({pct(p10_on, p10_off)})")
-    print(f"  compilers' CPU (user + system, median per build): {cpu_off:.2f} -> {cpu_on:.2f} s "
+          f"{1e3 * p10_on:.1f} ms ({pct(p10_on, p10_off)}); kernel side alone: median "
+          f"{1e3 * med_k:.1f} ms ({pct(med_k, med_off)}), p10 {1e3 * p10_k:.1f} ms "
+          f"({pct(p10_k, p10_off)})")
+    print(f"  compilers' CPU (user + system, median per build): no sensor {cpu_off:.2f} s, kernel "
+          f"side alone {cpu_k:.2f} s ({pct(cpu_k, cpu_off)}), with sensor {cpu_on:.2f} s "
           f"({pct(cpu_on, cpu_off)})")
     print(f"  sensor CPU per build (all threads, median): {s_cpu:.2f} s for {ev:.0f} events "
           f"({1e6 * s_cpu / max(ev, 1):.1f} us each) = {100 * s_cpu / cpu_off:.1f} % of the "
