@@ -26,7 +26,7 @@ def resolve(items: list[Any]) -> dict[int, str]:
     """Replace, in place, each ``event.ctx`` reference of a batch by the context it names.
 
     Returns the problems by index: an item whose reference is not the index of an earlier
-    envelope that carries a process context keeps no reference and must be reported (and
+    envelope that carries a process context is left as it was and must be reported (and
     skipped) by the caller; the other items are unaffected.
     """
     problems: dict[int, str] = {}
@@ -36,7 +36,7 @@ def resolve(items: list[Any]) -> dict[int, str]:
         ev = item.get("event")
         if ev.__class__ is not dict or REF_KEY not in ev:
             continue
-        j = ev.pop(REF_KEY)
+        j = ev[REF_KEY]  # left in place when it is bad: the dead letter shows it
         if j.__class__ is not int or not 0 <= j < i:
             earlier = f"0 to {i - 1}" if i else "none: this is the first"
             problems[i] = (
@@ -52,6 +52,7 @@ def resolve(items: list[Any]) -> dict[int, str]:
         if src.__class__ is not dict or "proc" not in src:
             problems[i] = f"'event.{REF_KEY}' refers to item {j}, which carries no process context"
             continue
+        del ev[REF_KEY]
         for key in CONTEXT_KEYS:
             if key in src and key not in ev:
                 ev[key] = src[key]

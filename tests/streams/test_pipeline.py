@@ -136,6 +136,7 @@ def test_context_references_inside_a_batch_are_resolved() -> None:
     assert [(d["index"], d["stage"]) for d in dl] == [(1, "decode"), (2, "decode")]
     assert "index of an earlier event of the same record (0 to 0), got 7" in dl[0]["reason"]
     assert "refers to item 1, which is invalid itself" in dl[1]["reason"]
+    assert orjson.loads(base64.b64decode(dl[0]["original_b64"]))["event"]["ctx"] == 7
 
 
 def test_evaluation_error_keeps_other_detections() -> None:
