@@ -12,6 +12,7 @@ import orjson
 from .cli_common import err, load_config
 from .config import Config
 from .errors import FalconetError
+from .stopping import stop_on_signals
 
 
 def kafka_settings(cfg: Config) -> Any:
@@ -152,16 +153,14 @@ def rules_push(ctx: click.Context, paths: tuple[str, ...], name: str, watch: boo
         return
     settings = kafka_settings(cfg)
     last: str | None = None  # version of the last set pushed or found invalid: not tried again
-    try:
-        while True:
+    with stop_on_signals() as stopping:  # a push under way completes first
+        while not stopping.is_set():
             version = _files_version(list(paths), name)
             if version != last:
                 status = _push_files(cfg, list(paths), name, settings)
                 if status in ("pushed", "invalid"):
                     last = version
-            time.sleep(interval)
-    except KeyboardInterrupt:
-        return
+            stopping.wait(interval)
 
 
 def _files_version(paths: list[str], name: str) -> str:

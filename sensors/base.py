@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from falconet.config import Config
 from falconet.errors import FalconetError
 from falconet.kafka import KafkaSettings
 from falconet.sensors.publisher import Delivery, Publisher
+from falconet.stopping import stop_on_signals
 from falconet.streams import topics as T
 from falconet.streams.dlq import dlq_record
 
@@ -207,34 +207,24 @@ def run_sensor(
     )
     serve_metrics(metrics_port, sensor, publisher)
 
-    stopping = threading.Event()
-
-    def on_signal(signum: int, frame: Any) -> None:
-        if stopping.is_set():
-            raise KeyboardInterrupt  # second signal: give up on a clean stop
-        stopping.set()
+    def on_stop(signum: int) -> None:
         log.info("sensor.stopping sensor=%s signal=%s", sensor.name, signal.Signals(signum).name)
         sensor.stop()
 
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            previous[sig] = signal.signal(sig, on_signal)
     started = time.monotonic()
     from falconet.event import SOURCES
 
     # metadata publishers write the meta.* tables themselves, not an events topic
     where = emit.topic if sensor.source in SOURCES else settings.topic("meta.*")
     log.info("sensor.started sensor=%s topic=%s", sensor.name, where)
-    try:
-        if on_ready is not None:
-            on_ready(emit)
-        sensor.run(emit)
-    finally:
-        sensor.stop()
-        publisher.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with stop_on_signals(on_stop):  # also while the publisher flushes: a second signal gives up
+        try:
+            if on_ready is not None:
+                on_ready(emit)
+            sensor.run(emit)
+        finally:
+            sensor.stop()
+            publisher.close()
     s, p = sensor.stats, publisher.stats
     log.info(
         "sensor.stopped sensor=%s events=%d drops=%d errors=%d records=%d delivered=%d failed=%d seconds=%.1f",

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import gzip
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import IO, Any
 import orjson
 
 from falconet.kafka import MAX_MESSAGE_BYTES, KafkaSettings
+from falconet.stopping import stop_on_signals
 
 RECORD_KIND = "kafka-record"
 
@@ -104,45 +104,37 @@ def record(
         )
     )
     stats = RecordStats()
-    stop = False
-
-    def on_signal(signum: int, frame: Any) -> None:
-        nonlocal stop
-        stop = True
-
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     fh = _open_out(out)
     try:
-        meta = consumer.list_topics(topic, timeout=15).topics.get(topic)
-        if meta is None or meta.error is not None:
-            raise FalconetError(f"topic {topic} does not exist")
-        parts = list(meta.partitions)
-        start = OFFSET_BEGINNING if from_beginning else OFFSET_END
-        consumer.assign([TopicPartition(topic, p, start) for p in parts])
-        at_end: set[int] = set()
-        last_progress = time.monotonic()
-        while not stop:
-            msg = consumer.poll(0.5)
-            if msg is None:
-                continue
-            if msg.error():
-                if msg.error().code() == -191:  # end of a partition
-                    at_end.add(msg.partition())
-                    if not follow and len(at_end) == len(parts):
-                        break
-                continue
-            line = record_line(msg)
-            fh.write(line + b"\n")
-            stats.records += 1
-            stats.bytes += len(line) + 1
-            if max_records and stats.records >= max_records:
-                break
-            if time.monotonic() - last_progress > 1.0:
-                progress(stats)
-                last_progress = time.monotonic()
+        with stop_on_signals() as stopping:
+            meta = consumer.list_topics(topic, timeout=15).topics.get(topic)
+            if meta is None or meta.error is not None:
+                raise FalconetError(f"topic {topic} does not exist")
+            parts = list(meta.partitions)
+            start = OFFSET_BEGINNING if from_beginning else OFFSET_END
+            consumer.assign([TopicPartition(topic, p, start) for p in parts])
+            at_end: set[int] = set()
+            last_progress = time.monotonic()
+            while not stopping.is_set():
+                msg = consumer.poll(0.5)
+                if msg is None:
+                    continue
+                if msg.error():
+                    if msg.error().code() == -191:  # end of a partition
+                        at_end.add(msg.partition())
+                        if not follow and len(at_end) == len(parts):
+                            break
+                    continue
+                line = record_line(msg)
+                fh.write(line + b"\n")
+                stats.records += 1
+                stats.bytes += len(line) + 1
+                if max_records and stats.records >= max_records:
+                    break
+                if time.monotonic() - last_progress > 1.0:
+                    progress(stats)
+                    last_progress = time.monotonic()
     finally:
-        for s, h in old.items():
-            signal.signal(s, h)
         if out != "-":
             fh.close()
         consumer.close()
