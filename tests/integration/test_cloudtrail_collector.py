@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-import logging
 import os
 import signal
 import socket
@@ -21,7 +20,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,18 +45,6 @@ SCENARIO = json.loads(
     (ROOT / "falconet" / "scenarios" / "intrusion" / "cloudtrail.json").read_text()
 )["Records"]
 EVENTS = events_topic("aws_cloudtrail")
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 @dataclass
