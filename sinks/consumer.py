@@ -95,6 +95,12 @@ class KafkaSource:
                 (c.pause if pause else c.resume)(parts)
             self.paused = pause
         msgs = c.consume(max(1, room), self._poll)
+        if not msgs:
+            return []
+        # a rebalance runs inside consume(): what it returns may come from partitions given
+        # to another member meanwhile. Those are not ours to take (their new owner reads
+        # them from the offset committed on revoke), and not ours to seek (that raises).
+        assigned = {tp.partition for tp in c.assignment() if tp.topic == self.topic}
         good = []
         pushed: set[int] = set()
         for m in msgs:
@@ -104,15 +110,30 @@ class KafkaSource:
                     self._last_error = str(err)  # once per distinct error, not once per poll
                     log.warning("sink.consume_error sink=%s error=%s", self._sink, err)
                 continue
+            if m.partition() not in assigned:
+                continue
             if pause or len(good) >= room:
                 if m.partition() not in pushed:  # not ours to take yet: read it again later
-                    pushed.add(m.partition())
-                    c.seek(TopicPartition(m.topic(), m.partition(), m.offset()))
+                    if self._seek(c, TopicPartition(m.topic(), m.partition(), m.offset())):
+                        pushed.add(m.partition())
+                        continue
+                    good.append(m)  # could not push it back: take it rather than skip it
                 continue
             if m.partition() in pushed:
                 continue
             good.append(m)
         return good
+
+    def _seek(self, consumer: Any, tp: Any) -> bool:
+        from confluent_kafka import KafkaException
+
+        try:
+            consumer.seek(tp)
+        except KafkaException as exc:
+            log.warning("sink.seek_failed sink=%s partition=%d error=%s", self._sink,
+                        tp.partition, exc)  # fmt: skip
+            return False
+        return True
 
     def _commit(self, offsets: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
         from confluent_kafka import KafkaException, TopicPartition
