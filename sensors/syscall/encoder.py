@@ -255,6 +255,7 @@ class Encoder:
                 rb = ints.get(ret) or b"%d" % ret
                 tsb = b"%d" % ts
                 num += 1
+                # the context written once per record, as in _add (inline: the hot path)
                 j = shared.get(frag) if shared is not None else None
                 if j is None:
                     frag_fd, flen = th.frag_fd, th.flen
